@@ -1,0 +1,34 @@
+"""colorkit: a Keras 3 / TensorFlow course kit for deep image colorization.
+
+Importing the package imports TensorFlow quietly. TensorFlow's C++ start-up
+lines (CUDA probing on a machine without a GPU, oneDNN notices) are printed by
+absl *before* ``TF_CPP_MIN_LOG_LEVEL`` is read, so the only reliable way to
+keep a student's notebook clean is to point file descriptor 2 at /dev/null for
+the duration of the import. Set ``COLORKIT_VERBOSE_TF=1`` to see them again.
+"""
+
+import os
+
+__version__ = "0.1.0"
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow with its C++ start-up log silenced (see module docstring)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if os.environ.get("COLORKIT_VERBOSE_TF"):
+        import tensorflow  # noqa: F401
+        return
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+    tf.get_logger().setLevel("ERROR")
+
+
+_import_tensorflow_quietly()

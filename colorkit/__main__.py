@@ -1,0 +1,4 @@
+"""``python -m colorkit``: see colorkit.cli."""
+from colorkit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""sRGB <-> CIELAB in TensorFlow ops, and the one place the model's normalisation lives.
+
+The formulas are the ones scikit-image uses (sRGB companding, D65 white point,
+2 degree observer), so ``rgb_to_lab`` agrees with ``skimage.color.rgb2lab`` to
+about 1e-4 in float32. Everything is written with element-wise TF ops, so the
+functions take any leading shape (a pixel, an image, a batch) and run inside
+``tf.data`` maps, ``tf.function`` steps and Keras layers alike.
+
+Gradients: ``tf.where`` evaluates *both* branches and back-propagates through
+both, so a ``pow`` or cube root applied to a value that only the other branch
+should see still produces ``inf``/``nan`` gradients. Each non-linear branch
+therefore clamps its argument into its own domain first (see ``_safe``).
+
+Model conventions (DESIGN.md): the network sees ``L / 50 - 1`` in [-1, 1] and
+regresses ``ab / 110``. Use ``normalize_l``/``normalize_ab`` and their inverses;
+no other module hard-codes 50 or 110.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+# --- CIE constants -----------------------------------------------------------
+
+#: D65 reference white for the 2 degree observer (as skimage.color).
+WHITE_D65 = (0.95047, 1.0, 1.08883)
+
+#: Linear sRGB -> XYZ (rows: X, Y, Z), the matrix skimage uses.
+XYZ_FROM_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
+
+_EPSILON = 0.008856  # (6/29)^3 rounded, CIE's linear/cube-root switch point
+_KAPPA_SLOPE = 7.787  # slope of the linear part of f(t)
+_F_OFFSET = 16.0 / 116.0
+_F_SWITCH = 0.2068966  # f(_EPSILON): where the inverse switches branch
+
+# --- Model normalisation (the only place these numbers live) ------------------
+
+#: L in [0, 100] is fed to networks as L / L_HALF_RANGE - 1, i.e. in [-1, 1].
+L_HALF_RANGE = 50.0
+#: ab is regressed as ab / AB_RANGE; sRGB's gamut stays inside about +-110.
+AB_RANGE = 110.0
+
+
+def normalize_l(lightness):
+    """L in [0, 100] -> network input in [-1, 1]."""
+    return lightness / L_HALF_RANGE - 1.0
+
+
+def denormalize_l(l_norm):
+    """Network input in [-1, 1] -> L in [0, 100]."""
+    return (l_norm + 1.0) * L_HALF_RANGE
+
+
+def normalize_ab(ab):
+    """ab in Lab units -> regression target of roughly [-1, 1]."""
+    return ab / AB_RANGE
+
+
+def denormalize_ab(ab_norm):
+    """Regression output -> ab in Lab units."""
+    return ab_norm * AB_RANGE
+
+
+# --- Conversions ---------------------------------------------------------------
+
+
+def _safe(x, lower):
+    """Clamp ``x`` from below so the branch of ``tf.where`` that is *not* taken
+    still has a finite value and gradient (pow of a negative number is nan)."""
+    return tf.maximum(x, lower)
+
+
+def _matmul_last(x, matrix):
+    """Apply a 3x3 colour matrix over the last axis of any-rank ``x``."""
+    m = tf.constant(matrix.T, dtype=x.dtype)
+    return tf.tensordot(x, m, axes=[[-1], [0]])
+
+
+def _srgb_to_linear(rgb):
+    gamma = tf.pow((_safe(rgb, 0.04045) + 0.055) / 1.055, 2.4)
+    return tf.where(rgb > 0.04045, gamma, rgb / 12.92)
+
+
+def _linear_to_srgb(linear):
+    gamma = 1.055 * tf.pow(_safe(linear, 0.0031308), 1.0 / 2.4) - 0.055
+    return tf.where(linear > 0.0031308, gamma, linear * 12.92)
+
+
+def _lab_f(t):
+    cube_root = tf.pow(_safe(t, _EPSILON), 1.0 / 3.0)
+    return tf.where(t > _EPSILON, cube_root, _KAPPA_SLOPE * t + _F_OFFSET)
+
+
+def _lab_f_inverse(f):
+    cube = tf.pow(f, 3.0)
+    return tf.where(f > _F_SWITCH, cube, (f - _F_OFFSET) / _KAPPA_SLOPE)
+
+
+def _to_float_tensor(x):
+    """Accept arrays, lists or tensors; integers are taken as 8-bit values."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype.is_integer:
+        return tf.cast(x, tf.float32) / 255.0
+    if x.dtype not in (tf.float32, tf.float64):
+        return tf.cast(x, tf.float32)
+    return x
+
+
+def _like_input(result, original):
+    """Give numpy back to numpy callers (notebooks), tensors to TF callers."""
+    return result.numpy() if isinstance(original, np.ndarray) else result
+
+
+def rgb_to_lab(rgb):
+    """sRGB in [0, 1] (shape ``[..., 3]``) -> CIELAB (L in [0, 100], a/b in about
+    [-110, 110]). uint8 input is scaled by 1/255 first. Works on any leading shape."""
+    x = _to_float_tensor(rgb)
+    xyz = _matmul_last(_srgb_to_linear(x), XYZ_FROM_RGB)
+    f = _lab_f(xyz / tf.constant(WHITE_D65, dtype=x.dtype))
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    lab = tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+    return _like_input(lab, rgb)
+
+
+def lab_to_rgb(lab, clip=True):
+    """CIELAB (``[..., 3]``) -> sRGB in [0, 1]. Colours outside the sRGB gamut are
+    clipped, as skimage's ``lab2rgb`` does; pass ``clip=False`` to see them (the
+    out-of-gamut metric does)."""
+    x = _to_float_tensor(lab)
+    lightness, a, b = tf.unstack(x, axis=-1)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = tf.maximum(fy - b / 200.0, 0.0)  # skimage clamps negative z the same way
+    xyz = _lab_f_inverse(tf.stack([fx, fy, fz], axis=-1)) * tf.constant(WHITE_D65, dtype=x.dtype)
+    rgb = _linear_to_srgb(_matmul_last(xyz, RGB_FROM_XYZ))
+    if clip:
+        rgb = tf.clip_by_value(rgb, 0.0, 1.0)
+    return _like_input(rgb, lab)
+
+
+def rgb_to_model_io(rgb):
+    """RGB in [0, 1] -> ``(L / 50 - 1, ab / 110)``: a network's input and target."""
+    lab = rgb_to_lab(tf.convert_to_tensor(rgb))
+    return normalize_l(lab[..., :1]), normalize_ab(lab[..., 1:])
+
+
+def model_io_to_rgb(l_norm, ab_norm, clip=True):
+    """Inverse of ``rgb_to_model_io``: join normalised L and ab back into RGB."""
+    lab = tf.concat([denormalize_l(l_norm), denormalize_ab(ab_norm)], axis=-1)
+    return lab_to_rgb(lab, clip=clip)
+
+
+def rgb_to_gray(rgb):
+    """The colourless version of an RGB image: its own L with a = b = 0, as RGB.
+    This is the 'gray baseline' every report compares against."""
+    lab = rgb_to_lab(tf.convert_to_tensor(rgb))
+    gray_lab = tf.concat([lab[..., :1], tf.zeros_like(lab[..., 1:])], axis=-1)
+    return _like_input(lab_to_rgb(gray_lab), rgb)
+
+
+# --- Keras layers (so a model can take RGB and convert on the accelerator) ----
+
+
+@keras.saving.register_keras_serializable(package="colorkit")
+class RGBToLab(keras.layers.Layer):
+    """Keras layer wrapping ``rgb_to_lab``: lets the conversion run inside a
+    model (on the GPU, as the first step of a train step) instead of in Python."""
+
+    def call(self, rgb):
+        return rgb_to_lab(rgb)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="colorkit")
+class LabToRGB(keras.layers.Layer):
+    """Keras layer wrapping ``lab_to_rgb`` (clipped to the sRGB gamut)."""
+
+    def call(self, lab):
+        return lab_to_rgb(lab)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -1,0 +1,139 @@
+"""colorkit.color against scikit-image, the reference implementation."""
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+from skimage.color import lab2rgb, rgb2lab
+
+from colorkit import color
+
+TOLERANCE_LAB = 1e-3
+TOLERANCE_ROUND_TRIP = 1e-4
+
+
+def all_8bit_extremes():
+    """Every corner of the RGB cube, primaries, secondaries and the 256 greys."""
+    levels = np.array([0, 1, 127, 128, 254, 255])
+    corners = np.stack(np.meshgrid(levels, levels, levels), -1).reshape(-1, 3)
+    greys = np.repeat(np.arange(256)[:, None], 3, axis=1)
+    return np.concatenate([corners, greys]).astype(np.float64) / 255.0
+
+
+def real_photos():
+    """Colour photos that ship with scikit-image and matplotlib."""
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        photos.append(np.asarray(matplotlib.pyplot.imread(f)))
+    return [p[..., :3].astype(np.float64) / 255.0 for p in photos]
+
+
+def max_abs_per_channel(a, b):
+    return np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).reshape(-1, 3).max(axis=0)
+
+
+@pytest.mark.parametrize(
+    "rgb",
+    [
+        np.random.default_rng(0).random((4096, 3)),
+        all_8bit_extremes(),
+        np.arange(256 ** 3, step=997).reshape(-1, 1) // np.array([65536, 256, 1]) % 256 / 255.0,
+    ],
+    ids=["random", "8bit-extremes", "8bit-sweep"],
+)
+def test_rgb_to_lab_matches_skimage(rgb):
+    ours = color.rgb_to_lab(rgb.astype(np.float32))
+    assert (max_abs_per_channel(ours, rgb2lab(rgb)) < TOLERANCE_LAB).all()
+
+
+def test_rgb_to_lab_matches_skimage_on_photos():
+    for photo in real_photos():
+        ours = color.rgb_to_lab(photo.astype(np.float32))
+        assert ours.shape == photo.shape
+        assert (max_abs_per_channel(ours, rgb2lab(photo)) < TOLERANCE_LAB).all()
+
+
+def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
+    rng = np.random.default_rng(1)
+    lab = np.stack([rng.uniform(0, 100, 5000), rng.uniform(-128, 127, 5000), rng.uniform(-128, 127, 5000)], -1)
+    ours = color.lab_to_rgb(lab.astype(np.float32))
+    with pytest.warns(UserWarning, match="negative Z"):  # skimage clamps negative Z, as we do
+        reference = lab2rgb(lab)
+    assert np.abs(ours - reference).max() < TOLERANCE_LAB
+
+
+def test_round_trip_is_identity_on_the_8bit_cube():
+    rgb = (np.arange(0, 256 ** 3, 101).reshape(-1, 1) // np.array([65536, 256, 1]) % 256 / 255.0).astype(np.float32)
+    back = color.lab_to_rgb(color.rgb_to_lab(rgb))
+    assert np.abs(back - rgb).max() < TOLERANCE_ROUND_TRIP
+
+
+def test_any_leading_shape_and_uint8_input():
+    image = skimage.data.astronaut()[:8, :8]
+    batch = np.stack([image, image])[None]  # [1, 2, 8, 8, 3]
+    lab_uint8 = color.rgb_to_lab(batch)
+    lab_float = color.rgb_to_lab(batch.astype(np.float32) / 255.0)
+    assert lab_uint8.shape == batch.shape
+    np.testing.assert_allclose(lab_uint8, lab_float, atol=1e-5)
+    assert color.rgb_to_lab(np.array([1.0, 1.0, 1.0], np.float32))[0] == pytest.approx(100.0, abs=1e-3)
+
+
+def test_numpy_in_numpy_out_tensor_in_tensor_out():
+    rgb = np.full((2, 2, 3), 0.5, np.float32)
+    assert isinstance(color.rgb_to_lab(rgb), np.ndarray)
+    assert isinstance(color.rgb_to_lab(tf.constant(rgb)), tf.Tensor)
+
+
+def test_gradients_are_finite_at_every_branch_point():
+    points = tf.constant(
+        [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.04045, 0.0031308, 0.5], [1e-7, 0.999, 0.04]], tf.float32
+    )
+    rgb = tf.Variable(points)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(color.rgb_to_lab(rgb))
+    assert np.isfinite(tape.gradient(loss, rgb).numpy()).all()
+
+    lab = tf.Variable(tf.constant([[0.0, 0.0, 0.0], [100, 0, 0], [8.0, 0, 0], [50, 120, -120], [20, -90, 110]]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(color.lab_to_rgb(lab, clip=False))
+    assert np.isfinite(tape.gradient(loss, lab).numpy()).all()
+
+
+def test_runs_inside_tf_data_and_tf_function():
+    images = np.random.default_rng(2).random((4, 8, 8, 3)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices(images).map(color.rgb_to_lab).batch(4)
+    from_pipeline = next(iter(dataset)).numpy()
+    from_function = tf.function(color.rgb_to_lab)(tf.constant(images)).numpy()
+    np.testing.assert_allclose(from_pipeline, rgb2lab(images.astype(np.float64)), atol=TOLERANCE_LAB)
+    np.testing.assert_allclose(from_function, from_pipeline, atol=TOLERANCE_ROUND_TRIP)
+
+
+def test_keras_layers_convert_inside_a_model_and_reload(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, color.LabToRGB()(color.RGBToLab()(inputs)))
+    images = np.random.default_rng(3).random((2, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(images, verbose=0), images, atol=TOLERANCE_ROUND_TRIP)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), images, atol=TOLERANCE_ROUND_TRIP)
+
+
+def test_model_normalisation_round_trip_and_ranges():
+    photo = real_photos()[0].astype(np.float32)
+    l_norm, ab_norm = color.rgb_to_model_io(photo)
+    assert l_norm.shape[-1] == 1 and ab_norm.shape[-1] == 2
+    assert -1.0 <= float(tf.reduce_min(l_norm)) and float(tf.reduce_max(l_norm)) <= 1.0
+    assert float(tf.reduce_max(tf.abs(ab_norm))) < 1.0
+    back = color.model_io_to_rgb(l_norm, ab_norm).numpy()
+    assert np.abs(back - photo).max() < TOLERANCE_ROUND_TRIP
+
+
+def test_gray_keeps_lightness_and_drops_colour():
+    photo = real_photos()[1].astype(np.float32)
+    gray = color.rgb_to_gray(photo)
+    lab_gray = rgb2lab(gray.astype(np.float64))
+    np.testing.assert_allclose(lab_gray[..., 0], rgb2lab(photo.astype(np.float64))[..., 0], atol=1e-2)
+    assert np.abs(lab_gray[..., 1:]).max() < 1e-2
