@@ -28,10 +28,17 @@ def add_data_commands(subparsers):
     show.set_defaults(func=run_data_show)
 
     check = data_sub.add_parser("check", help="validate a dataset folder and print its split")
-    check.add_argument("name", help="dataset name (see datasets/README.md)")
-    check.add_argument("root", help="the dataset's folder")
+    check.add_argument("name", help="dataset name (`data list` shows them; see datasets/README.md)")
+    check.add_argument("root", nargs="?", default=None, help="the dataset's folder (optional for sample)")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--breed", help="oxford_pets / stanford_dogs: one breed, e.g. basset_hound")
+    check.add_argument("--limit", type=int, help="a seeded subset of at most this many images")
+    check.add_argument("--fraction", type=float, help="sports100 / intel_landscapes / voc2012 / zhang_mix: share kept")
+    check.add_argument("--kind", choices=("photos", "shapes"), help="sample: one kind of image only")
     check.set_defaults(func=run_data_check)
+
+    listing = data_sub.add_parser("list", help="list the dataset names data check and training accept")
+    listing.set_defaults(func=run_data_list)
 
 
 def run_data_sample(args) -> int:
@@ -52,8 +59,18 @@ def run_data_show(args) -> int:
 def run_data_check(args) -> int:
     from colorkit.data import sources
 
-    split = sources.load_split(args.name, args.root, seed=args.seed)
+    given = {option: getattr(args, option) for option in ("breed", "limit", "fraction", "kind")}
+    options = {option: value for option, value in given.items() if value is not None}
+    split = sources.load_split(args.name, args.root, seed=args.seed, **options)
     print(" ".join(f"{name}={len(split[name])}" for name in ("train", "val", "test")))
+    return 0
+
+
+def run_data_list(args) -> int:
+    from colorkit.data import sources
+
+    for name, description in sources.available_datasets().items():
+        print(f"{name:18} {description}")
     return 0
 
 

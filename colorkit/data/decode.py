@@ -1,0 +1,319 @@
+"""Reading image files: a cheap check of every file first, then decoding.
+
+Why two steps. TensorFlow's own decoders (``tf.io.decode_jpeg``/``decode_png``)
+run in C++ inside ``tf.data`` with no Python per image, which is what makes the
+input pipeline fast. But they do not handle everything a folder of real
+photos contains: they ignore EXIF orientation (phone photos come out sideways),
+they allocate whatever size a header declares (a "decompression bomb" of a few
+bytes can ask for 40 GB), and a truncated file raises an error that would stop
+a whole epoch. So ``probe`` looks at each file once, reading only its header
+and last bytes through Pillow, and sorts it into one of three routes:
+
+* ``ROUTE_JPEG`` / ``ROUTE_PNG``: TensorFlow decodes it (the common case);
+* ``ROUTE_PIL``: Pillow decodes it (CMYK JPEG, EXIF-rotated photos, BMP, GIF,
+  TIFF, WebP: whatever TensorFlow handles wrongly or not at all);
+* skipped, with the reason: not an image, truncated, or above the pixel limit.
+
+Colour handling is the same on every route: grayscale becomes three equal
+channels, palette images are expanded, 16-bit PNGs keep their precision until
+they become float32, and an alpha channel is composited over white (``load_rgb``)
+or returned separately (``load_image``) so inference can put it back.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+from colorkit.errors import ColorkitError
+
+#: File name endings treated as images when a folder is listed.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+#: Largest image accepted, in pixels (width x height): 144 megapixels, above
+#: any camera's normal output (a 108 MP phone photo is 12000 x 9000). A header
+#: declaring more is treated as a decompression bomb.
+DEFAULT_MAX_PIXELS = 12_000 * 12_000
+
+ROUTE_JPEG, ROUTE_PNG, ROUTE_PIL = 0, 1, 2
+
+_EXIF_ORIENTATION = 0x0112
+_JPEG_END = b"\xff\xd9"
+_PNG_END = b"IEND"
+# Pillow modes that carry transparency, and 16-bit / float grayscale modes.
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_WIDE_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``probe`` learned about one file: how to decode it, or why not."""
+
+    route: int | None  # ROUTE_* or None when the file is skipped
+    reason: str = ""  # why it is skipped (empty when it is readable)
+
+
+def list_images(folder) -> list[str]:
+    """Every image file under ``folder`` (recursively, by extension, hidden files
+    and folders excluded), as sorted path strings."""
+    folder = Path(folder)
+    found = (
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+    return sorted(str(p) for p in found)
+
+
+def _ends_cleanly(path, image_format: str) -> bool:
+    """Whether a JPEG ends with its end-of-image marker, or a PNG with its IEND
+    chunk. A file cut short (an interrupted download) does not."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 16))
+        tail = f.read()
+    if image_format == "JPEG":
+        return tail.rstrip(b"\x00").endswith(_JPEG_END)
+    return _PNG_END in tail[-12:]
+
+
+def _decodes_fully(path) -> bool:
+    """Decode with Pillow to settle whether a file that does not end cleanly is
+    truncated or merely carries trailing bytes (some cameras append data)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 = as stored). For a PNG only an eXIf chunk
+    before the pixels is read: asking Pillow for more decodes the whole file."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return image.getexif().get(_EXIF_ORIENTATION, 1)
+
+
+def _route_for(image: Image.Image) -> int:
+    """The cheapest decoder that handles this image correctly."""
+    if _orientation(image) != 1 or image.mode == "CMYK":
+        return ROUTE_PIL
+    return {"JPEG": ROUTE_JPEG, "PNG": ROUTE_PNG}.get(image.format, ROUTE_PIL)
+
+
+def probe(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Probe:
+    """Check one file without decoding its pixels (see the module docstring).
+    A skipped file's ``reason`` reads as "PATH is REASON"."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                image_format = image.format
+                route = _route_for(image)
+    except Image.DecompressionBombError:
+        return Probe(None, "a decompression bomb (Pillow refused the size its header declares)")
+    except FileNotFoundError:
+        return Probe(None, "missing")
+    except (OSError, SyntaxError, ValueError):
+        return Probe(None, "not a readable image")
+    if width * height > max_pixels:
+        return Probe(None, f"a decompression bomb ({width}x{height} pixels declared, the limit is {max_pixels})")
+    if width < 1 or height < 1:
+        return Probe(None, "an image with no pixels")
+    if image_format in ("JPEG", "PNG") and not _ends_cleanly(path, image_format):
+        if not _decodes_fully(path):
+            return Probe(None, f"a truncated {image_format}")
+    return Probe(route)
+
+
+def scan_images(paths_or_folder, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Check files before a pipeline reads them: ``(good_paths, skipped)`` where
+    ``skipped`` is a list of ``(path, reason)``.
+
+    Accepts a folder (listed recursively) or a list of paths. Raises
+    ``ColorkitError`` for a missing or unreadable folder, a folder without
+    image files, or an empty list."""
+    good, skipped = [], []
+    for path, found in probe_all(paths_or_folder, max_pixels):
+        if found.route is None:
+            skipped.append((path, found.reason))
+        else:
+            good.append(path)
+    return good, skipped
+
+
+def probe_all(paths_or_folder, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[str, Probe]]:
+    """``(path, Probe)`` for every file; a folder is listed first."""
+    paths = _as_path_list(paths_or_folder)
+    return [(path, probe(path, max_pixels)) for path in paths]
+
+
+def readable_folder(folder) -> Path:
+    """``folder`` as a Path, or a ColorkitError when it is missing or unreadable
+    (listing an unreadable folder would silently find nothing)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ColorkitError(f"{folder} is not a folder; expected a folder of images")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise ColorkitError(f"{folder} cannot be read (permission denied); expected a readable folder of images")
+    return folder
+
+
+def _as_path_list(paths_or_folder) -> list[str]:
+    if isinstance(paths_or_folder, (str, Path)):
+        folder = readable_folder(paths_or_folder)
+        paths = list_images(folder)
+        if not paths:
+            raise ColorkitError(f"{folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        return paths
+    paths = [str(p) for p in paths_or_folder]
+    if not paths:
+        raise ColorkitError("the list of images is empty; give a folder or a dataset with at least one image")
+    return paths
+
+
+def warn_skipped(skipped, total: int) -> None:
+    """One warning naming every skipped file and why, with the count."""
+    if skipped:
+        names = "; ".join(f"{path} ({reason})" for path, reason in skipped)
+        warnings.warn(f"skipped {len(skipped)} of {total} files: {names}", stacklevel=3)
+
+
+# --- Pillow decoding (the careful route, and plain Python callers) ------------------
+
+
+def _pil_arrays(image: Image.Image):
+    """Pillow image -> (rgb float32 HxWx3, alpha float32 HxWx1 or None) in [0, 1]."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _WIDE_GRAY_MODES:
+        gray = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1), None
+    if image.mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=-1), None
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        return rgba[..., :3], rgba[..., 3:]
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, None
+
+
+def _over_white(rgb, alpha):
+    """Composite over a white background (works for numpy arrays and tensors)."""
+    return rgb if alpha is None else rgb * alpha + (1.0 - alpha)
+
+
+def pil_rgb(path) -> np.ndarray:
+    """Decode with Pillow: RGB float32 HxWx3 in [0, 1], alpha over white."""
+    with Image.open(path) as image:
+        return np.ascontiguousarray(_over_white(*_pil_arrays(image)), dtype=np.float32)
+
+
+# --- TensorFlow decoding (the fast route) -------------------------------------------
+
+
+def _centre_square_window(height, width):
+    """``[y, x, side, side]`` of the largest centred square."""
+    side = tf.minimum(height, width)
+    return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
+
+
+def centre_square(image):
+    """The largest centred square of an HxWxC tensor."""
+    shape = tf.shape(image)
+    window = _centre_square_window(shape[0], shape[1])
+    return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+
+
+def _jpeg_square_at_scale(data, shape, scale: int):
+    """The centre square of a JPEG decoded at 1/``scale`` of its size. libjpeg
+    scales in the DCT domain (an area-like filter, and much less work), and the
+    crop window is given in the scaled image's coordinates."""
+    height, width = (shape[0] + scale - 1) // scale, (shape[1] + scale - 1) // scale
+    window = _centre_square_window(height, width)
+    return tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
+
+
+def tf_decode_jpeg(data, min_side=None):
+    """JPEG bytes -> float32 RGB in [0, 1], the whole image.
+
+    With ``min_side`` only the centred square is decoded, at the smallest DCT
+    scale (1, 1/2, 1/4 or 1/8) that keeps it at least ``min_side`` pixels wide:
+    a 2000 px photo for a 256 px model is decoded at 1/4, so what is left to
+    resize is a reduction of less than 2x."""
+    if min_side is None:
+        pixels = tf.io.decode_jpeg(data, channels=3)
+    else:
+        shape = tf.image.extract_jpeg_shape(data)
+        side = tf.minimum(shape[0], shape[1])
+        halvings = tf.reduce_sum(tf.cast(side >= min_side * tf.constant([2, 4, 8]), tf.int32))
+        branches = [lambda scale=scale: _jpeg_square_at_scale(data, shape, scale) for scale in (1, 2, 4, 8)]
+        pixels = tf.switch_case(halvings, branches)
+    return tf.image.convert_image_dtype(pixels, tf.float32)
+
+
+def tf_decode_png_rgba(data):
+    """PNG bytes (8 or 16 bit; gray, palette, RGB, with or without alpha) ->
+    float32 RGBA. Decoding at 16 bits keeps 16-bit files' precision; 8-bit
+    files are scaled up exactly (x257)."""
+    pixels = tf.io.decode_png(data, channels=4, dtype=tf.uint16)
+    return tf.image.convert_image_dtype(pixels, tf.float32)
+
+
+def tf_decode_png(data, square: bool):
+    """PNG bytes -> float32 RGB, transparency composited over white."""
+    rgba = tf_decode_png_rgba(data)
+    rgb = _over_white(rgba[..., :3], rgba[..., 3:])
+    return centre_square(rgb) if square else rgb
+
+
+# --- One file, for notebooks and inference -----------------------------------------
+
+
+def _checked_route(path, max_pixels: int) -> int:
+    """The route for one file, or a ColorkitError saying what is wrong with it."""
+    found = probe(path, max_pixels)
+    if found.route is None:
+        raise ColorkitError(f"{path} is {found.reason}; expected a readable JPEG, PNG, BMP, GIF, TIFF or WebP file")
+    return found.route
+
+
+def load_image(path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """``(rgb, alpha)`` of any image file at full resolution: rgb float32 HxWx3
+    in [0, 1] (the colour channels as stored), alpha float32 HxWx1 or None when
+    the file has no transparency. EXIF orientation is applied."""
+    route = _checked_route(path, max_pixels)
+    try:
+        return _decode_full(path, route)
+    except (tf.errors.InvalidArgumentError, OSError, SyntaxError, ValueError):
+        raise ColorkitError(f"{path} is damaged: its pixel data cannot be decoded; expected a complete image file") from None
+
+
+def _decode_full(path, route: int):
+    """``load_image`` once the file has passed ``probe``."""
+    if route == ROUTE_JPEG:
+        return tf_decode_jpeg(tf.io.read_file(str(path))).numpy(), None
+    if route == ROUTE_PNG:
+        rgba = tf_decode_png_rgba(tf.io.read_file(str(path))).numpy()
+        has_alpha = bool((rgba[..., 3] < 1.0).any())
+        return rgba[..., :3], (rgba[..., 3:] if has_alpha else None)
+    with Image.open(path) as image:
+        rgb, alpha = _pil_arrays(image)
+    return np.ascontiguousarray(rgb), alpha
+
+
+def load_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Any image file -> float32 HxWx3 RGB in [0, 1] at full resolution, exactly
+    as the training pipeline sees it before resizing (transparency over white)."""
+    rgb, alpha = load_image(path, max_pixels)
+    return np.asarray(_over_white(rgb, alpha), dtype=np.float32)

@@ -1,0 +1,289 @@
+"""The tf.data input pipeline: files -> square RGB batches -> (L, ab) batches.
+
+Stages, in order::
+
+    paths --shuffle--> decode + centre square + resize (parallel) --skip unreadable-->
+          --repeat--> batch --augment (RGB, Keras layers)--> Lab --> prefetch
+
+Why this shape:
+
+* Only path strings are shuffled, so memory does not grow with the number of
+  files; images exist only while they are in flight.
+* Decoding runs in TensorFlow's C++ decoders with ``num_parallel_calls``; only
+  files TensorFlow gets wrong go through Pillow (see ``colorkit.data.decode``).
+  Every file is probed once before the pipeline starts, so unreadable files are
+  named in one warning and never reach it. A file damaged in a way the probe
+  cannot see is dropped by ``ignore_errors`` instead of ending the epoch, and
+  replaced by a mid-gray image so every epoch has a known length.
+* Resize policy: the largest centred square is cut out, then resized to
+  ``image_size`` x ``image_size`` (bilinear; antialiased when shrinking 2x or
+  more). Nothing is stretched; the borders of non-square photos are lost.
+  JPEGs are cropped while decoding, and large ones decoded at 1/2, 1/4 or 1/8
+  scale by libjpeg itself, which is far cheaper than resizing afterwards.
+* Augmentation runs on RGB, before the Lab split, so the input L and the target
+  ab always come from the same augmented pixels. The default is a horizontal
+  flip: it never changes a colour. Photometric augmentation (brightness,
+  contrast, saturation) changes the colours the model must predict, so it is
+  off unless asked for (``augmentation_layers(photometric=True)``).
+* Lab conversion runs on whole batches with ``colorkit.color`` (TF ops, XLA-
+  compiled), not per image in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colorkit import color
+from colorkit.data.decode import (
+    DEFAULT_MAX_PIXELS,
+    centre_square,
+    load_image,
+    load_rgb,
+    pil_rgb,
+    probe_all,
+    scan_images,
+    tf_decode_jpeg,
+    tf_decode_png,
+    warn_skipped,
+)
+from colorkit.errors import ColorkitError
+
+__all__ = [
+    "augmentation_layers",
+    "batch_images",
+    "drop_grayscale",
+    "load_image",
+    "load_rgb",
+    "make_dataset",
+    "make_rgb_dataset",
+    "rgb_to_model_io_xla",
+    "scan_images",
+    "to_model_io",
+]
+
+AUTOTUNE = tf.data.AUTOTUNE
+#: The sRGB gray whose L is 50 (a = b = 0): the stand-in for an image that fails to decode.
+_MID_GRAY = float(color.lab_to_rgb(np.array([50.0, 0.0, 0.0], np.float32))[0])
+_log = logging.getLogger(__name__)
+
+
+# --- Decoding inside the graph ------------------------------------------------------
+
+
+def _pil_in_graph(path):
+    """Pillow decoding wrapped for tf.data (only for files routed to Pillow)."""
+    rgb = tf.py_function(lambda p: pil_rgb(p.numpy().decode()), [path], tf.float32)
+    rgb.set_shape([None, None, 3])
+    return rgb
+
+
+def _decode(path, route, image_size=None):
+    """One file -> float32 RGB in [0, 1]; ``route`` picks the decoder (see
+    ``colorkit.data.decode``). With ``image_size`` only the centred square is
+    kept (JPEGs are cropped and pre-scaled while decoding)."""
+
+    def pil():
+        rgb = _pil_in_graph(path)
+        return centre_square(rgb) if image_size else rgb
+
+    branches = [
+        lambda: tf_decode_jpeg(tf.io.read_file(path), min_side=image_size),
+        lambda: tf_decode_png(tf.io.read_file(path), square=bool(image_size)),
+        pil,
+    ]
+    return tf.switch_case(route, branches)
+
+
+def _resize(square_image, image_size: int):
+    """A square float image -> ``image_size`` x ``image_size``, in [0, 1].
+
+    Antialiasing costs about 2.5x a plain bilinear resize and only matters when
+    shrinking by 2x or more; JPEGs arrive here pre-scaled below that, so they
+    skip it. A square that already has the right size is passed through."""
+    side, size = tf.shape(square_image)[0], [image_size, image_size]
+    resized = tf.case(
+        [
+            (side == image_size, lambda: square_image),
+            (side >= 2 * image_size, lambda: tf.image.resize(square_image, size, antialias=True)),
+        ],
+        default=lambda: tf.image.resize(square_image, size),
+    )
+    resized = tf.clip_by_value(resized, 0.0, 1.0)
+    resized.set_shape([image_size, image_size, 3])
+    return resized
+
+
+def _readable(paths, max_pixels: int):
+    """Probe every file; warn about the unreadable ones; ``(paths, routes)``."""
+    probed = probe_all(paths, max_pixels)
+    skipped = [(path, found.reason) for path, found in probed if found.route is None]
+    warn_skipped(skipped, len(probed))
+    readable = [(path, found.route) for path, found in probed if found.route is not None]
+    if not readable:
+        raise ColorkitError(f"none of the {len(probed)} files is a readable image; see the warning above for why")
+    return [p for p, _ in readable], [r for _, r in readable]
+
+
+# --- Augmentation ---------------------------------------------------------------
+
+
+def augmentation_layers(flip: bool = True, photometric: bool = False, seed: int = 0) -> keras.Sequential:
+    """Keras augmentation layers applied to RGB batches in [0, 1].
+
+    ``flip``: random horizontal flip (colours unchanged: safe for colorization).
+    ``photometric``: random brightness, contrast and saturation. These change
+    the target colours themselves (a desaturated photo teaches "this is gray"),
+    which is why they are off by default."""
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if photometric:
+        layers += [
+            keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 1),
+            keras.layers.RandomContrast(0.1, value_range=(0.0, 1.0), seed=seed + 2),
+            keras.layers.RandomSaturation((0.4, 0.6), value_range=(0.0, 1.0), seed=seed + 3),
+        ]
+    if not layers:
+        raise ColorkitError("augmentation_layers needs flip=True or photometric=True; use augment=False for none")
+    return keras.Sequential(layers, name="augment")
+
+
+def _augmented(batches, augment, seed: int):
+    """Apply ``augment`` (True for the default layers, or any Keras layer) to
+    RGB batches. The map is sequential so the layers' random draws happen in
+    the same order on every run: the same seed gives the same batches."""
+    augmenter = augmentation_layers(seed=seed) if augment is True else augment
+    return batches.map(lambda rgb: tf.clip_by_value(augmenter(rgb, training=True), 0.0, 1.0))
+
+
+# --- Datasets -----------------------------------------------------------------------
+
+
+def _check_sizes(image_size, batch_size) -> None:
+    for name, value in (("image_size", image_size), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ColorkitError(f"{name} must be a positive whole number, got {value!r}")
+
+
+def batch_images(images, image_size: int, batch_size: int, augment=False, seed: int = 0, drop_remainder: bool = False):
+    """A ``tf.data.Dataset`` of single images (any size, uint8 or float in
+    [0, 1], e.g. from TFDS) -> RGB batches ``[B, S, S, 3]`` with the same resize
+    policy and augmentation as ``make_rgb_dataset``."""
+    _check_sizes(image_size, batch_size)
+
+    def prepare(image):
+        image = tf.image.convert_image_dtype(image, tf.float32)[..., :3]
+        return _resize(centre_square(image), image_size)
+
+    batches = images.map(prepare, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=drop_remainder)
+    if augment:
+        batches = _augmented(batches, augment, seed)
+    return batches.prefetch(AUTOTUNE)
+
+
+def _decoded_epoch(paths, routes, image_size: int, shuffle: bool, seed: int):
+    """One epoch of decoded, resized images, exactly ``len(paths)`` long.
+
+    ``ignore_errors`` drops an image whose decoding fails despite the probe
+    (damage deep inside the compressed data); the epoch is then topped up with
+    mid-gray images (L = 50, ab = 0) so it keeps its length. A known length is
+    what lets Keras show progress and count steps from the first epoch."""
+    files = tf.data.Dataset.from_tensor_slices((paths, tf.constant(routes, tf.int32)))
+    if shuffle:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    images = files.map(
+        lambda path, route: _resize(_decode(path, route, image_size), image_size),
+        num_parallel_calls=AUTOTUNE,
+    ).ignore_errors()
+    gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], _MID_GRAY)).repeat()
+    return images.concatenate(gray).take(len(paths))
+
+
+def _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels):
+    """The pipeline up to RGB batches, without the final prefetch."""
+    _check_sizes(image_size, batch_size)
+    paths, routes = _readable(paths, max_pixels)
+    images = _decoded_epoch(paths, routes, image_size, shuffle, seed)
+    if repeat:
+        images = images.repeat()  # each pass re-runs the shuffle: a new order per epoch
+    batches = images.batch(batch_size, drop_remainder=drop_remainder)
+    return _augmented(batches, augment, seed) if augment else batches
+
+
+def make_rgb_dataset(
+    paths,
+    image_size: int,
+    batch_size: int,
+    augment=False,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tf.data.Dataset:
+    """Image files (a list of paths or a folder) -> batches of RGB float32
+    ``[B, image_size, image_size, 3]`` in [0, 1].
+
+    ``augment``: False, True (horizontal flip) or a Keras layer such as
+    ``augmentation_layers(photometric=True)``. ``shuffle`` reshuffles every
+    epoch, seeded by ``seed``. Unreadable files are skipped with one warning."""
+    batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels)
+    return batches.prefetch(AUTOTUNE)
+
+
+# The Lab conversion is most of the pipeline's CPU time (about 12 ms per 256 px
+# image op by op, ~0.8 ms to decode it). Compiled with XLA its ~30 element-wise
+# ops fuse into one pass over the batch: 2.4x less CPU, same values to ~1e-5.
+rgb_to_model_io_xla = tf.function(color.rgb_to_model_io, jit_compile=True)
+
+
+def to_model_io(rgb_batches) -> tf.data.Dataset:
+    """RGB batches -> ``(L / 50 - 1 [B,S,S,1], ab / 110 [B,S,S,2])`` batches."""
+    return rgb_batches.map(rgb_to_model_io_xla, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def make_dataset(
+    paths,
+    image_size: int,
+    batch_size: int,
+    augment=False,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tf.data.Dataset:
+    """Like ``make_rgb_dataset``, but yields what a colorization network trains
+    on: ``(l_norm [B,S,S,1] in [-1, 1], ab_norm [B,S,S,2] in about [-1, 1])``."""
+    batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels)
+    return to_model_io(batches)
+
+
+# --- The grayscale filter ------------------------------------------------------------
+
+
+def drop_grayscale(paths, threshold: float = 5.0, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Split images into ``(kept, dropped)``: an image is dropped as grayscale
+    when no pixel has ``|a|`` or ``|b|`` above ``threshold`` (Zhang et al.
+    removed such images from their training set: a gray photo teaches the
+    model to predict no colour). Images are checked at full resolution;
+    unreadable files are in neither list (they are named in a warning).
+    The count is logged on the ``colorkit.data.pipeline`` logger."""
+    readable, routes = _readable(paths, max_pixels)
+
+    def chroma(path, route):
+        ab = color.rgb_to_lab(_decode(path, route))[..., 1:]
+        return path, tf.reduce_max(tf.abs(ab))
+
+    files = tf.data.Dataset.from_tensor_slices((readable, tf.constant(routes, tf.int32)))
+    checked = files.map(chroma, num_parallel_calls=AUTOTUNE).ignore_errors()
+    kept, dropped = [], []
+    for path, largest in checked.as_numpy_iterator():
+        (kept if largest > threshold else dropped).append(path.decode())
+    _log.info("dropped %d of %d images as grayscale (no pixel with |a| or |b| above %g)", len(dropped), len(readable), threshold)
+    return kept, dropped
+

@@ -1,0 +1,284 @@
+"""The embedded sample set: real colour photos and learnable procedural images,
+built offline in a few seconds, the same bytes every time.
+
+No dataset can be downloaded on the course machines, so every command and
+notebook defaults to this set. It has two kinds of 64 x 64 PNG images:
+
+``photos``
+    Square crops of the colour photographs that ship inside scikit-image
+    (``skimage.data``) and matplotlib (its ``sample_data`` folder). Each source
+    photo belongs to exactly one split, so no test image shares a single pixel
+    with a training image: the test photos are held out whole.
+
+``shapes``
+    Procedural images whose colour follows their *texture*: stripes are red,
+    dots green, checks blue, on a gray background, at random sizes, periods,
+    angles and lightness levels. Colour is therefore predictable from the L
+    channel's local structure alone, and a small CNN trained for a few minutes
+    beats the gray baseline clearly; on photos after minutes it barely can.
+
+``manifest.json`` records, for every file, its kind and where it came from
+(source photo and crop box, or the textures drawn), so the held-out rule can
+be checked rather than trusted.
+
+The build is deterministic: seeded generators, Pillow's resampling and PNG
+encoder (no timestamps), and scikit-image's float64 Lab->RGB conversion for
+the shapes (byte-identical across runs, unlike threaded TF kernels).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from colorkit.errors import ColorkitError
+
+IMAGE_SIZE = 64
+SEED = 0
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+
+#: Source photos per split (loader name -> how many crops each). The two
+#: stereo motorcycle views show the same scene, so both sit in train.
+PHOTO_PLAN = {
+    "train": {
+        "skimage.astronaut": 28,
+        "skimage.coffee": 28,
+        "skimage.immunohistochemistry": 28,
+        "skimage.retina": 28,
+        "skimage.motorcycle_left": 28,
+        "skimage.motorcycle_right": 28,
+    },
+    "val": {"skimage.rocket": 24},
+    "test": {"skimage.chelsea": 12, "matplotlib.grace_hopper": 12},
+}
+SHAPE_COUNTS = {"train": 240, "val": 30, "test": 30}
+
+#: Texture -> (a, b) at full chroma. Lightness never decides the hue.
+TEXTURE_AB = {"stripes": (50.0, 30.0), "dots": (-45.0, 40.0), "checks": (10.0, -50.0)}
+
+
+# --- Where the set lives -------------------------------------------------------------
+
+
+def default_sample_root() -> Path:
+    """``$COLORKIT_DATA_ROOT/sample`` when that variable is set, else the
+    repository's ``datasets/sample`` (gitignored)."""
+    data_root = os.environ.get("COLORKIT_DATA_ROOT")
+    if data_root:
+        return Path(data_root).expanduser() / "sample"
+    return Path(__file__).resolve().parents[2] / "datasets" / "sample"
+
+
+def is_sample_set(root) -> bool:
+    """Whether ``root`` holds a built sample set."""
+    return (Path(root) / MANIFEST).is_file()
+
+
+# --- Photos ----------------------------------------------------------------------------
+
+
+def _source_photo(name: str) -> np.ndarray:
+    """A bundled photo as uint8 RGB, by its PHOTO_PLAN name."""
+    library, photo = name.split(".")
+    if library == "matplotlib":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data(f"{photo}.jpg") as f:
+            return np.asarray(Image.open(f).convert("RGB"))
+    from skimage import data
+
+    if photo.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        return left if photo.endswith("left") else right
+    return getattr(data, photo)()
+
+
+def _random_crop_box(height: int, width: int, rng) -> tuple[int, int, int]:
+    """``(x, y, side)`` of a square covering 30-80% of the photo's short side."""
+    side = int(rng.uniform(0.3, 0.8) * min(height, width))
+    return int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)), side
+
+
+def _photo_crops(name: str, count: int, rng):
+    """``count`` (image, box) pairs cropped from one source photo."""
+    photo = Image.fromarray(_source_photo(name))
+    for _ in range(count):
+        x, y, side = _random_crop_box(photo.height, photo.width, rng)
+        crop = photo.crop((x, y, x + side, y + side)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+        yield crop, [x, y, side]
+
+
+# --- Shapes ----------------------------------------------------------------------------
+
+
+def _texture(kind: str, rng) -> np.ndarray:
+    """A boolean IMAGE_SIZE x IMAGE_SIZE pattern: True where the texture is light."""
+    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
+    period = rng.uniform(4.0, 8.0)
+    phase_x, phase_y = rng.uniform(0.0, 1.0, size=2)
+    if kind == "stripes":
+        angle = rng.uniform(0.0, np.pi)
+        along = xx * np.cos(angle) + yy * np.sin(angle)
+        return (along / period + phase_x) % 1.0 < 0.5
+    if kind == "checks":
+        return (np.floor(xx / period + phase_x) + np.floor(yy / period + phase_y)) % 2 == 0
+    # dots: a disc of radius 0.3 periods around every point of a square grid
+    dx = (xx / period + phase_x) % 1.0 - 0.5
+    dy = (yy / period + phase_y) % 1.0 - 0.5
+    return dx**2 + dy**2 < 0.3**2
+
+
+def _shape_mask(rng) -> np.ndarray:
+    """A random disc, square or diamond, 20-44 px across."""
+    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
+    radius = rng.uniform(10.0, 22.0)
+    cx, cy = rng.uniform(radius * 0.6, IMAGE_SIZE - radius * 0.6, size=2)
+    outline = rng.choice(["disc", "square", "diamond"])
+    if outline == "disc":
+        return (xx - cx) ** 2 + (yy - cy) ** 2 < radius**2
+    if outline == "square":
+        return (np.abs(xx - cx) < radius * 0.9) & (np.abs(yy - cy) < radius * 0.9)
+    return np.abs(xx - cx) + np.abs(yy - cy) < radius * 1.2
+
+
+def _shape_image(rng) -> tuple[np.ndarray, list[str]]:
+    """One Lab image: a gray background with a gentle lightness ramp, and 1-3
+    textured shapes whose (a, b) is set by the texture alone."""
+    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / (IMAGE_SIZE - 1)
+    angle = rng.uniform(0.0, 2 * np.pi)
+    ramp = (xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(-15.0, 15.0)
+    lab = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3))
+    lab[..., 0] = rng.uniform(40.0, 70.0) + ramp
+    textures = []
+    for _ in range(rng.integers(1, 4)):
+        kind = str(rng.choice(list(TEXTURE_AB)))
+        mask = _shape_mask(rng)
+        light = _texture(kind, rng)
+        dark_l, light_l = rng.uniform(25.0, 50.0), rng.uniform(60.0, 90.0)
+        chroma = rng.uniform(0.8, 1.0)
+        lab[mask, 0] = np.where(light, light_l, dark_l)[mask]
+        lab[mask, 1:] = np.array(TEXTURE_AB[kind]) * chroma
+        textures.append(kind)
+    return lab, textures
+
+
+def _lab_to_image(lab: np.ndarray) -> Image.Image:
+    from skimage.color import lab2rgb
+
+    rgb = np.clip(lab2rgb(lab), 0.0, 1.0)
+    return Image.fromarray(np.round(rgb * 255.0).astype(np.uint8))
+
+
+# --- Building ------------------------------------------------------------------------
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_split(folder: Path, split: str, seed: int) -> dict:
+    """Write one split's photos and shapes into ``folder``; manifest entries."""
+    entries = {}
+    split_index = SPLITS.index(split)
+    for photo_index, (name, count) in enumerate(PHOTO_PLAN[split].items()):
+        rng = np.random.default_rng([seed, split_index, photo_index])
+        for i, (crop, box) in enumerate(_photo_crops(name, count, rng)):
+            relative = f"{split}/photos/{name.split('.')[1]}_{i:03d}.png"
+            (folder / relative).write_bytes(_png_bytes(crop))
+            entries[relative] = {"kind": "photo", "source": name, "box_xy_side": box}
+    rng = np.random.default_rng([seed, split_index, 1000])
+    for i in range(SHAPE_COUNTS[split]):
+        lab, textures = _shape_image(rng)
+        relative = f"{split}/shapes/shape_{i:03d}.png"
+        (folder / relative).write_bytes(_png_bytes(_lab_to_image(lab)))
+        entries[relative] = {"kind": "shape", "textures": textures}
+    return entries
+
+
+def _swap_into_place(built: Path, out: Path) -> None:
+    """Replace ``out`` by the finished folder ``built`` with renames only, so a
+    reader sees the old complete set or the new complete set, never a half."""
+    if out.exists():
+        retired = out.with_name(f".old-{secrets.token_hex(4)}-{out.name}")
+        os.replace(out, retired)
+        os.replace(built, out)
+        shutil.rmtree(retired)
+    else:
+        os.replace(built, out)
+
+
+def build_sample_set(out=None, seed: int = SEED) -> str:
+    """Build the sample set into ``out`` (default ``default_sample_root()``),
+    replacing an older build; returns a one-paragraph summary."""
+    out = Path(out) if out is not None else default_sample_root()
+    if out.exists() and any(out.iterdir()) and not is_sample_set(out):
+        raise ColorkitError(f"{out} already holds files that are not a sample set; choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = out.with_name(f".tmp-{secrets.token_hex(4)}-{out.name}")
+    try:
+        for split in SPLITS:
+            for kind in ("photos", "shapes"):
+                (built / split / kind).mkdir(parents=True)
+        files = {}
+        for split in SPLITS:
+            files.update(_write_split(built, split, seed))
+        manifest = {"image_size": IMAGE_SIZE, "seed": seed, "files": files}
+        (built / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        _swap_into_place(built, out)
+    finally:
+        shutil.rmtree(built, ignore_errors=True)
+    return f"Built the sample set at {out}: {_contents(read_sample_manifest(out))}"
+
+
+# --- Describing ---------------------------------------------------------------------
+
+
+def read_sample_manifest(root=None) -> dict:
+    """The manifest of a built sample set (``{"files": {relative path: entry}}``)."""
+    root = Path(root) if root is not None else default_sample_root()
+    if not is_sample_set(root):
+        raise ColorkitError(f"no sample set at {root}; build it with `python -m colorkit data sample`")
+    return json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+
+
+def _contents(manifest: dict) -> str:
+    """The description of a sample set's contents, from its manifest."""
+    files = manifest["files"]
+
+    def entries(split, kind):
+        return [entry for path, entry in files.items() if path.startswith(split + "/") and entry["kind"] == kind]
+
+    def photo_names(split):
+        return ", ".join(sorted({entry["source"].split(".")[1] for entry in entries(split, "photo")}))
+
+    per_split = ", ".join(
+        f"{split} {len(entries(split, 'photo')) + len(entries(split, 'shape'))}"
+        f" ({len(entries(split, 'photo'))} photos + {len(entries(split, 'shape'))} shapes)"
+        for split in SPLITS
+    )
+    hues = ", ".join(f"{kind} a={a:+.0f} b={b:+.0f}" for kind, (a, b) in TEXTURE_AB.items())
+    size = manifest["image_size"]
+    return (
+        f"{len(files)} PNG images of {size}x{size} px in train/val/test folders: {per_split}. "
+        f"Photos are crops of colour photos bundled with scikit-image and matplotlib, each photo in one split only "
+        f"(train: {photo_names('train')}; val: {photo_names('val')}; test, held out whole: {photo_names('test')}). "
+        f"Shapes are procedural: textured shapes on a gray background whose colour follows the texture ({hues}), "
+        f"so colour is learnable from the lightness pattern alone."
+    )
+
+
+def describe_sample_set(root=None) -> str:
+    """A one-paragraph description of a built sample set: counts per split and
+    kind, which photos feed which split, and what the shapes encode."""
+    root = Path(root) if root is not None else default_sample_root()
+    return f"Sample set at {root}: {_contents(read_sample_manifest(root))}"

@@ -1,0 +1,162 @@
+"""One training configuration per course report, at two scales.
+
+``full`` is the report's own recipe (dataset, image size, epochs, batch size,
+optimiser, loss); where the report is silent, the value chosen here is marked
+with a comment saying where it comes from. ``quick`` keeps the recipe's
+optimiser and loss but trains on the embedded sample set at 64 px for a few
+epochs, so it runs on a 2-core laptop in minutes. Everything is a plain value a
+student can read and change (nanoGPT style): no config framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from colorkit.errors import ColorkitError
+
+SCALES = ("quick", "full")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter of a run. Written to ``config.json`` in the run folder."""
+
+    model: str = "strided_cnn"
+    model_options: dict = field(default_factory=dict)
+    # data: a named dataset (see colorkit.data.sources) under ``root``; "sample" needs no root
+    dataset: str = "sample"
+    root: str | None = None
+    dataset_options: dict = field(default_factory=dict)
+    image_size: int = 64
+    augment: bool = True  # horizontal flips on RGB (photometric changes would alter the target)
+    # optimisation
+    trainer: str = "fit"  # "fit" (Keras fit) or "gan" (the explicit @tf.function loop)
+    loss: str = "mse"  # "mse", "mae" or "rebalanced_ce"
+    optimizer: str = "adam"  # "adam" or "rmsprop"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    epochs: int = 10
+    batch_size: int = 16
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+    seed: int = 0
+    # Zhang classification head
+    temperature: float = 0.38
+    rebalance_lambda: float = 0.5
+    # GAN
+    l1_weight: float = 100.0
+    gan_loss: str = "bce"  # "bce" or "lsgan"
+    pretrain_epochs: int = 0  # L1-only generator epochs before the adversarial phase
+    discriminator_options: dict = field(default_factory=dict)
+    checkpoint_every: int = 50  # GAN steps between checkpoints
+    max_to_keep: int = 3
+    # hardware
+    strategy: str = "default"  # "default", "mirrored" or "multi_worker"
+    mixed_precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
+    jit_compile: str = "auto"  # "auto", "on" or "off"
+    # output
+    sample_every: int = 1  # epochs between sample grids
+    out: str | None = None
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed; unknown names are a user error."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ColorkitError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        return cls().replace(**values)
+
+
+# The quick scale shared by every recipe: the sample set at 64 px, a few epochs.
+QUICK = dict(dataset="sample", root=None, dataset_options={}, image_size=64, batch_size=16)
+
+EXPERIMENTS: dict[str, dict] = {
+    # Huang, Deng, Feng (Rutgers CS520, 2018): 14-layer strided CNN, MSE + RMSprop.
+    "strided_cnn_dogs": dict(
+        description="2018 Rutgers report: strided CNN on Stanford Dogs (400 images, 1300 epochs)",
+        full=dict(
+            model="strided_cnn", dataset="stanford_dogs", dataset_options={"limit": 400},
+            image_size=256,  # the report's Keras tutorial lineage works at 256 x 256
+            epochs=1300, batch_size=25,  # 16 steps per epoch over 400 images in the report's log
+            optimizer="rmsprop", learning_rate=1e-3, loss="mse",
+        ),
+        quick=dict(model="strided_cnn", optimizer="rmsprop", learning_rate=1e-3, loss="mse", epochs=8),
+    ),
+    "strided_cnn_faces": dict(
+        description="2018 Rutgers report: strided CNN on the face_images folder (200 images, 800 epochs)",
+        full=dict(
+            model="strided_cnn", dataset="faces", image_size=256,
+            epochs=800, batch_size=50,  # 4 steps per epoch over 200 images in the report's log
+            optimizer="rmsprop", learning_rate=1e-3, loss="mse",
+        ),
+        quick=dict(model="strided_cnn", optimizer="rmsprop", learning_rate=1e-3, loss="mse", epochs=8),
+    ),
+    # Bhatkande (CIS 490I/590K, 2023): ResNet-18 trunk + upsampling decoder, MSE + Adam 1e-2.
+    "resnet18_basset_hound": dict(
+        description="2023 ResNet report: ResNet-18 trunk decoder on Oxford-IIIT Pet basset hounds (134/36/30)",
+        full=dict(
+            model="resnet18_decoder", dataset="oxford_pets", dataset_options={"breed": "basset_hound"},
+            image_size=224, epochs=1000,
+            batch_size=16,  # not stated in the report; small because only 134 training images
+            optimizer="adam", learning_rate=1e-2, loss="mse",
+        ),
+        quick=dict(model="resnet18_decoder", optimizer="adam", learning_rate=1e-2, loss="mse", epochs=8),
+    ),
+    # Parashar, Singhal, Panwar (CV project slides): Zhang et al. 2016 classification + rebalancing.
+    "zhang_classification": dict(
+        description="classification slides: Zhang ECCV16 313-bin head with class rebalancing",
+        full=dict(
+            model="zhang_eccv16", dataset="zhang_mix", image_size=256,
+            epochs=30,  # not stated in the slides
+            batch_size=40,  # Zhang et al.'s batch size
+            optimizer="adam", learning_rate=3e-5, beta_1=0.9,  # Zhang et al.'s Adam settings
+            loss="rebalanced_ce",
+        ),
+        quick=dict(
+            model="zhang_eccv16", model_options={"width": 0.25}, optimizer="adam", learning_rate=1e-3,
+            loss="rebalanced_ce", epochs=8,
+        ),
+    ),
+    # Gunnam et al. (IJFANS 2022): pix2pix-style cGAN, U-Net generator + 70x70 PatchGAN, L1 x 100.
+    "unet_gan": dict(
+        description="IJFANS 2022: U-Net generator + PatchGAN trained adversarially with L1 (COCO 8,000/2,000)",
+        full=dict(
+            model="unet_generator", dataset="coco2017", image_size=256, trainer="gan",
+            epochs=100,  # not stated in the report
+            batch_size=16,  # not stated in the report
+            optimizer="adam", learning_rate=2e-4, beta_1=0.5, l1_weight=100.0,
+        ),
+        quick=dict(
+            model="unet_generator", trainer="gan", optimizer="adam", learning_rate=2e-4, beta_1=0.5,
+            l1_weight=100.0, pretrain_epochs=2, epochs=6, checkpoint_every=20,
+        ),
+    ),
+}
+
+
+def experiment_config(name: str, scale: str = "quick", **overrides) -> TrainConfig:
+    """The ``TrainConfig`` of a report's experiment at a scale, with overrides."""
+    if name not in EXPERIMENTS:
+        raise ColorkitError(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    if scale not in SCALES:
+        raise ColorkitError(f"unknown scale {scale!r}; use one of {SCALES}")
+    values = dict(QUICK) if scale == "quick" else {}
+    values.update(EXPERIMENTS[name][scale])
+    values.update(overrides)
+    return TrainConfig().replace(**values)
+
+
+def default_experiment_for(model: str) -> str | None:
+    """The first report experiment that trains ``model``: its recipe is the default
+    optimiser/loss when a user only says ``train --model NAME``."""
+    for name, experiment in EXPERIMENTS.items():
+        if experiment["quick"]["model"] == model:
+            return name
+    return None

@@ -1,0 +1,73 @@
+"""The strided CNN of "Colorization" (Huang, Deng, Feng; CS520, Rutgers, 2018).
+
+Layer for layer as the report lists it: twelve 3x3 convolutions with "same"
+padding and ReLU, where three stride-2 convolutions halve the image (the report
+prefers them to max-pooling) and three 2x nearest-neighbour upsamplings bring
+it back. At width 1 and a one-channel input it has exactly 6,146,194
+parameters. Keras' default Glorot-uniform initialisation, as the report's
+Keras code used.
+
+The output: the report puts a ReLU on the two ab channels, so its network can
+never predict a negative a (green) or b (blue). ``output_activation="relu"``
+keeps that choice for the notebook's comparison; the default is tanh, which
+matches the regression target ab / 110 in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from colorkit.models.blocks import (
+    AB_CHANNELS, Seeds, check_choice, check_input_shape, check_width, scaled,
+)
+
+#: Three stride-2 convolutions: height and width must be multiples of 2**3.
+REQUIRED_MULTIPLE = 8
+#: "tanh" (default) predicts ab / 110 in [-1, 1]; "relu" is the report's; "linear" is unbounded.
+OUTPUT_ACTIVATIONS = ("tanh", "relu", "linear")
+
+
+def build_strided_cnn(
+    input_shape=(None, None, 1),
+    width: float = 1.0,
+    output_activation: str = "tanh",
+    seed: int = 0,
+    name: str = "strided_cnn",
+) -> keras.Model:
+    """The report's network: normalised L ("l") -> normalised ab ("ab"), same size.
+
+    ``width`` multiplies every hidden channel count (0.25 trains on a laptop CPU);
+    ``seed`` fixes the initial weights."""
+    check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
+    width = check_width(width, name)
+    check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation", name)
+    kernel_init = Seeds(seed).initializers("glorot_uniform")
+
+    def conv(x, filters, label, strides=1):
+        return layers.Conv2D(
+            scaled(filters, width), 3, strides=strides, padding="same", activation="relu",
+            kernel_initializer=kernel_init(), name=label,
+        )(x)
+
+    l_input = keras.Input(input_shape, name="l")
+    x = conv(l_input, 128, "conv1")
+    x = conv(x, 128, "conv2", strides=2)  # 1/2
+    x = conv(x, 256, "conv3")
+    x = conv(x, 256, "conv4", strides=2)  # 1/4
+    x = conv(x, 512, "conv5")
+    x = conv(x, 512, "conv6", strides=2)  # 1/8
+    x = conv(x, 256, "conv7")
+    x = conv(x, 128, "conv8")
+    x = conv(x, 64, "conv9")
+    x = layers.UpSampling2D(name="up1")(x)  # 1/4
+    x = conv(x, 32, "conv10")
+    x = layers.UpSampling2D(name="up2")(x)  # 1/2
+    x = conv(x, 16, "conv11")
+    x = layers.Conv2D(
+        AB_CHANNELS, 3, padding="same", activation=output_activation, kernel_initializer=kernel_init(),
+        name="conv_ab",
+    )(x)
+    # float32 output even under a mixed-precision policy: losses and metrics stay exact.
+    ab = layers.UpSampling2D(name="ab", dtype="float32")(x)  # full size
+    return keras.Model(l_input, ab, name=name)

@@ -1,0 +1,162 @@
+"""Zhang, Isola and Efros, "Colorful Image Colorization" (ECCV 2016): the classification network.
+
+The network sees normalised L and predicts, for every pixel of a map at 1/4 of
+the input's resolution, logits over the Q ab bins of ``colorkit.quantize``.
+Eight blocks of 3x3 convolutions, each conv followed by a ReLU:
+
+    block  convs  channels  resolution  notes
+    conv1    2       64       1/2       the second conv has stride 2
+    conv2    2      128       1/4       the second conv has stride 2
+    conv3    3      256       1/8       the third conv has stride 2
+    conv4    3      512       1/8
+    conv5    3      512       1/8       dilation 2 (a wider view without downsampling)
+    conv6    3      512       1/8       dilation 2
+    conv7    3      512       1/8
+    conv8    3      256       1/4       first a 4x4 stride-2 transposed conv, then two 3x3 convs
+
+Blocks 1-7 end with BatchNorm *after* the last ReLU (Zhang's order, not the
+more common conv-BN-ReLU); conv8 has none. A 1x1 convolution gives the Q
+logits. The three stride-2 convs make the input's sides multiples of 8.
+At width 1 with Q = 353 this has 32,245,665 learned parameters (with Zhang's
+313 bins: 32,235,385); ``width`` scales every hidden channel count for CPU runs.
+
+Training compares the logits with soft-encoded targets at 1/4 resolution
+(``colorkit.losses.RebalancedCrossEntropy``). To colour an image,
+``zhang_inference_model`` appends ``AnnealedMeanDecode``: the annealed mean
+(temperature 0.38) turns each pixel's distribution into one ab, which is
+normalised and upsampled x4 (bilinear) to the input's size.
+
+Weights start He-normal (the usual choice for ReLU stacks); conv biases are
+kept, as in Zhang's released model.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from colorkit import color, quantize
+from colorkit.errors import ColorkitError
+from colorkit.models.blocks import Seeds, batch_norm, check_input_shape, check_width, scaled
+
+#: Three stride-2 convolutions: height and width must be multiples of 2**3.
+REQUIRED_MULTIPLE = 8
+#: The logits come out at 1/4 of the input's resolution.
+HEAD_STRIDE = 4
+#: (channels, convolutions, stride of the last one, dilation) for blocks conv1..conv7.
+ENCODER_BLOCKS = (
+    (64, 2, 2, 1),
+    (128, 2, 2, 1),
+    (256, 3, 2, 1),
+    (512, 3, 1, 1),
+    (512, 3, 1, 2),
+    (512, 3, 1, 2),
+    (512, 3, 1, 1),
+)
+#: conv8: channels of the 4x4 stride-2 transposed conv and of the two 3x3 convs after it.
+DECODER_CHANNELS = 256
+DECODER_CONVS = 2
+
+
+def _check_num_bins(num_bins, model_name: str) -> int:
+    if num_bins is None:
+        return len(quantize.ab_bins())
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 3:
+        raise ColorkitError(
+            f"{model_name}: num_bins must be an integer >= 3 (len(colorkit.quantize.ab_bins())), got {num_bins!r}"
+        )
+    return int(num_bins)
+
+
+def build_zhang_eccv16(
+    input_shape=(None, None, 1),
+    width: float = 1.0,
+    num_bins: int | None = None,
+    seed: int = 0,
+    name: str = "zhang_eccv16",
+) -> keras.Model:
+    """Zhang et al.'s network: normalised L ("l") -> bin logits ("bin_logits") at 1/4 resolution.
+
+    ``num_bins``: Q, the number of ab bins (default: colorkit's set,
+    ``len(quantize.ab_bins())``); ``width`` multiplies every hidden channel
+    count; ``seed`` fixes the initial weights."""
+    check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
+    width = check_width(width, name)
+    num_bins = _check_num_bins(num_bins, name)
+    kernel_init = Seeds(seed).initializers("he_normal")
+
+    def conv(x, filters, label, strides=1, dilation=1):
+        return layers.Conv2D(
+            scaled(filters, width), 3, strides=strides, dilation_rate=dilation, padding="same",
+            activation="relu", kernel_initializer=kernel_init(), name=label,
+        )(x)
+
+    l_input = keras.Input(input_shape, name="l")
+    x = l_input
+    for block, (filters, convs, last_stride, dilation) in enumerate(ENCODER_BLOCKS, start=1):
+        for index in range(1, convs + 1):
+            stride = last_stride if index == convs else 1
+            x = conv(x, filters, f"conv{block}_{index}", strides=stride, dilation=dilation)
+        x = batch_norm(f"conv{block}_norm")(x)  # after the ReLU, as Zhang et al.
+
+    x = layers.Conv2DTranspose(
+        scaled(DECODER_CHANNELS, width), 4, strides=2, padding="same", activation="relu",
+        kernel_initializer=kernel_init(), name="conv8_1",
+    )(x)
+    for index in range(2, DECODER_CONVS + 2):
+        x = conv(x, DECODER_CHANNELS, f"conv8_{index}")
+    # float32 logits even under a mixed-precision policy: the loss and the decode stay exact.
+    logits = layers.Conv2D(num_bins, 1, kernel_initializer=kernel_init(), name="bin_logits", dtype="float32")(x)
+    return keras.Model(l_input, logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="colorkit")
+class AnnealedMeanDecode(keras.layers.Layer):
+    """Bin logits at 1/4 resolution -> normalised ab (ab / 110) at full resolution.
+
+    Each pixel's distribution is turned into one colour with the annealed mean
+    (``quantize.annealed_mean``: temperature 1 is the mean, towards 0 the mode),
+    then the ab map is upsampled x4 with bilinear interpolation. The bins are
+    stored in the layer's config, so a saved model decodes with the bins it was
+    trained on even if colorkit's default set changes."""
+
+    def __init__(self, temperature: float = quantize.DEFAULT_TEMPERATURE, bins=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ColorkitError(f"the annealed-mean temperature must be a positive number, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.bins = quantize.ab_bins() if bins is None else quantize.check_bins(bins)
+
+    def call(self, logits):
+        ab = quantize.annealed_mean(logits, self.bins, self.temperature)
+        size = tf.shape(ab)[1:3] * HEAD_STRIDE
+        return tf.image.resize(color.normalize_ab(ab), size, method="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width = input_shape[:3]
+        return (batch, *(None if side is None else side * HEAD_STRIDE for side in (height, width)), 2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(temperature=self.temperature, bins=self.bins.tolist())
+        return config
+
+
+def zhang_inference_model(
+    model: keras.Model, temperature: float = quantize.DEFAULT_TEMPERATURE, bins=None
+) -> keras.Model:
+    """``model`` (L -> bin logits) followed by ``AnnealedMeanDecode``: L -> normalised ab at full resolution.
+
+    The new model shares ``model``'s layers and weights. ``bins`` must be the set
+    the model was trained with (default: colorkit's)."""
+    decode = AnnealedMeanDecode(temperature, bins, name="ab")
+    num_bins = model.outputs[0].shape[-1]
+    if num_bins != len(decode.bins):
+        raise ColorkitError(
+            f"{model.name} predicts {num_bins} classes but {len(decode.bins)} bins were given; "
+            "decode with the bins the model was trained on"
+        )
+    return keras.Model(model.inputs, decode(model.outputs[0]), name=f"{model.name}_decoded")

@@ -1,0 +1,618 @@
+"""Training: Keras ``fit`` recipes for the regression and classification models,
+and the explicit ``@tf.function`` loop of the conditional GAN.
+
+Every run writes one folder::
+
+    RUN/config.json        all hyper-parameters, seed, package versions, git commit, data + split
+    RUN/split.json         the split manifest (which file went where)
+    RUN/checkpoints/       best.keras and last.keras (fit), or tf.train checkpoints (GAN)
+    RUN/backup/            BackupAndRestore state: a killed fit run resumes from its last epoch
+    RUN/history.csv        one row per epoch (fit) or per step (GAN), appended on resume
+    RUN/logs/              TensorBoard
+    RUN/samples/           colorizations of a fixed validation batch, every few epochs
+
+A run folder that already holds a run is only reused with ``resume=True``; the
+saved ``config.json`` then wins over anything passed in, except ``epochs``
+(so a finished run can be extended).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colorkit import color, losses, models, quantize, report
+from colorkit.data import sources, splits
+from colorkit.data import pipeline
+from colorkit.errors import ColorkitError
+from colorkit.experiments import TrainConfig
+from colorkit.io import atomic_path, atomic_write_text
+
+CHOICES = {
+    "trainer": ("fit", "gan"),
+    "loss": ("mse", "mae", "rebalanced_ce"),
+    "optimizer": ("adam", "rmsprop"),
+    "strategy": ("default", "mirrored", "multi_worker"),
+    "mixed_precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "jit_compile": ("auto", "on", "off"),
+    "gan_loss": ("bce", "lsgan"),
+}
+SAMPLE_COUNT = 6  # images in each sample grid
+
+
+# --- Checking a configuration before any work starts --------------------------
+
+
+def validate(config: TrainConfig) -> None:
+    """Refuse absurd values with one clear sentence, before data or models load."""
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ColorkitError(f"--{name.replace('_', '-')} must be one of {allowed}, got {getattr(config, name)!r}")
+    if config.model not in models.available():
+        raise ColorkitError(f"unknown model {config.model!r}; available: {', '.join(models.available())}")
+    _check_range("epochs", config.epochs, 1, 100_000)
+    _check_range("batch_size", config.batch_size, 1, 4096)
+    _check_range("image_size", config.image_size, 8, 4096)
+    _check_range("learning_rate", config.learning_rate, 1e-8, 10.0)
+    _check_range("pretrain_epochs", config.pretrain_epochs, 0, 100_000)
+    _check_range("l1_weight", config.l1_weight, 0.0, 1e6)
+    _check_range("temperature", config.temperature, 1e-3, 10.0)
+    _check_range("rebalance_lambda", config.rebalance_lambda, 0.0, 1.0)
+    if config.steps_per_epoch is not None:
+        _check_range("steps_per_epoch", config.steps_per_epoch, 1, 10_000_000)
+    multiple = models.required_multiple(config.model, **config.model_options)
+    if config.image_size % multiple:
+        raise ColorkitError(
+            f"--image-size {config.image_size} cannot go through {config.model}: use a multiple of {multiple}"
+        )
+    if config.trainer == "gan" and config.loss == "rebalanced_ce":
+        raise ColorkitError("the GAN trainer regresses ab with L1; the rebalanced cross-entropy is for zhang_eccv16")
+    if config.loss == "rebalanced_ce" and not _is_classifier(config.model):
+        raise ColorkitError(f"--loss rebalanced_ce needs a classification model (zhang_eccv16), not {config.model}")
+    if config.jit_compile == "on" and config.strategy != "default":
+        raise ColorkitError("--jit-compile on cannot be forced together with a distribution strategy; use auto")
+
+
+def _check_range(name, value, low, high):
+    if not isinstance(value, (int, float)) or not (low <= value <= high) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise ColorkitError(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value!r}")
+
+
+def _is_classifier(model_name: str) -> bool:
+    return model_name.startswith("zhang")
+
+
+# --- Run folder -----------------------------------------------------------------
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.model}-{stamp}"
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig]:
+    """Create the run folder, or reopen it for ``resume`` with its saved config."""
+    run_dir = Path(config.out) if config.out else default_run_dir(config)
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        if not resume:
+            raise ColorkitError(f"{run_dir} already holds a run: pass --resume to continue it or choose another --out")
+        saved = json.loads(config_path.read_text())["config"]
+        config = TrainConfig.from_dict({**saved, "epochs": config.epochs, "out": str(run_dir)})
+    elif resume:
+        raise ColorkitError(f"nothing to resume: {config_path} does not exist")
+    for sub in ("checkpoints", "samples", "logs"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    return run_dir, config.replace(out=str(run_dir))
+
+
+def environment_info() -> dict:
+    """Package versions and the git commit, so a result can be traced to its code."""
+    import matplotlib
+    import pandas
+    import PIL
+    import skimage
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scikit-image": skimage.__version__,
+        "matplotlib": matplotlib.__version__,
+        "pandas": pandas.__version__,
+        "pillow": PIL.__version__,
+        "git_commit": _git_commit(),
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_config(run_dir: Path, config: TrainConfig, split: dict) -> None:
+    info = {
+        "config": config.to_dict(),
+        "environment": environment_info(),
+        "data": {"dataset": config.dataset, "root": config.root, "counts": {k: len(v) for k, v in split.items()}},
+        "split_manifest": "split.json",
+    }
+    atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
+
+
+def load_run_config(run_dir) -> TrainConfig:
+    """The ``TrainConfig`` saved in a run folder (for evaluate, colorize, export)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ColorkitError(f"{run_dir} is not a run folder: {path} is missing")
+    return TrainConfig.from_dict(json.loads(path.read_text())["config"])
+
+
+# --- Data -------------------------------------------------------------------------
+
+
+def load_data_split(config: TrainConfig) -> dict:
+    """The run's train/val/test file lists (the sample set is built if missing)."""
+    return sources.load_split(config.dataset, config.root, seed=config.seed, **config.dataset_options)
+
+
+def make_datasets(config: TrainConfig, split: dict, bins=None):
+    """(train, val) tf.data pipelines of (normalised L, target).
+
+    Regression targets are ``ab / 110`` at full resolution; the classification
+    head is trained on soft-encoded targets at a quarter of the resolution,
+    computed in the pipeline (vectorised TF, no per-pixel Python)."""
+    common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
+    train = pipeline.make_dataset(split["train"], augment=config.augment, shuffle=True, repeat=False, **common)
+    val = pipeline.make_dataset(split["val"] or split["train"], augment=False, shuffle=False, **common)
+    if config.loss == "rebalanced_ce":
+        encode = _soft_encode_target(bins)
+        train, val = train.map(encode, num_parallel_calls=tf.data.AUTOTUNE), val.map(encode)
+    return train, val
+
+
+def _soft_encode_target(bins):
+    def encode(l_norm, ab_norm):
+        ab_quarter = tf.nn.avg_pool2d(color.denormalize_ab(ab_norm), 4, 4, "VALID")
+        return l_norm, quantize.soft_encode(ab_quarter, bins=bins)
+
+    return encode
+
+
+def fixed_validation_batch(config: TrainConfig, split: dict) -> np.ndarray:
+    """The RGB images every sample grid shows, the same at every epoch."""
+    paths = (split["val"] or split["train"])[:SAMPLE_COUNT]
+    rgb = pipeline.make_rgb_dataset(paths, image_size=config.image_size, batch_size=len(paths))
+    return next(iter(rgb)).numpy()
+
+
+# --- Hardware options ---------------------------------------------------------------
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``mirrored`` uses every GPU of this machine (every logical CPU when there is
+    none, which is how the tests exercise it); ``multi_worker`` reads TF_CONFIG."""
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Build models under a mixed-precision policy, then restore the global one
+    (Keras keeps it in a global, which would leak into the next run otherwise)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def jit_setting(config: TrainConfig):
+    """Keras' jit_compile value: never forced on under a distribution strategy."""
+    if config.strategy != "default":
+        return False
+    return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+
+
+def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.Optimizer:
+    lr = learning_rate or config.learning_rate
+    if config.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(lr)
+    else:
+        optimizer = keras.optimizers.Adam(lr, beta_1=config.beta_1)
+    if config.mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def build_model(config: TrainConfig, bins=None) -> keras.Model:
+    options = dict(config.model_options)
+    if _is_classifier(config.model) and bins is not None:
+        options.setdefault("num_bins", len(bins))
+    return models.build(config.model, input_shape=(config.image_size, config.image_size, 1), seed=config.seed, **options)
+
+
+# --- Callbacks for fit ----------------------------------------------------------------
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is nan or inf.
+
+    It raises instead of setting ``stop_training`` so that no end-of-epoch
+    callback runs: the last good checkpoint and the BackupAndRestore state stay
+    those of the previous epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise ColorkitError(
+                f"training diverged (loss={float(loss)}) at batch {batch}; the last good checkpoint is kept; "
+                "lower the learning rate or use float32"
+            )
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the model to ``path`` as ``.keras`` at the end of each epoch, or only
+    when ``monitor`` improves. Written to a temporary file and renamed, so a
+    crash mid-save never leaves a broken checkpoint behind."""
+
+    def __init__(self, path, monitor=None):
+        super().__init__()
+        self.path, self.monitor = Path(path), monitor
+        self.best = math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is not None:
+            value = (logs or {}).get(self.monitor)
+            if value is None or not value < self.best:
+                return
+            self.best = float(value)
+        with atomic_path(self.path) as tmp:
+            self.model.save(tmp)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Every ``every`` epochs, colorize a fixed validation batch and save a grid
+    gray | prediction | truth, so a student can watch the colours appear."""
+
+    def __init__(self, rgb_batch, folder, every=1, colorizer=None):
+        super().__init__()
+        self.rgb, self.folder, self.every = rgb_batch, Path(folder), max(1, every)
+        self.colorizer = colorizer
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            write_sample_grid(self.colorizer(self.model), self.rgb, self.folder / f"epoch_{epoch + 1:04d}.png")
+
+
+def write_sample_grid(colorizer: keras.Model, rgb: np.ndarray, path: Path) -> None:
+    """Colorize ``rgb`` from its L alone (BatchNorm in inference mode) and save a grid."""
+    l_norm, _ = color.rgb_to_model_io(rgb)
+    ab_norm = colorizer(l_norm, training=False)
+    pred = color.model_io_to_rgb(l_norm, tf.cast(ab_norm, tf.float32)).numpy()
+    report.colorization_grid(color.rgb_to_gray(rgb), pred, rgb, path)
+
+
+def regression_colorizer(model):
+    return model
+
+
+def classification_colorizer(temperature, bins):
+    def wrap(model):
+        from colorkit.models.zhang import zhang_inference_model
+
+        return zhang_inference_model(model, temperature=temperature, bins=bins)
+
+    return wrap
+
+
+# --- The fit recipes ---------------------------------------------------------------------
+
+
+def compile_model(model, config: TrainConfig, class_weights=None):
+    if config.loss == "rebalanced_ce":
+        loss = losses.RebalancedCrossEntropy(class_weights, from_logits=True)
+    else:
+        loss = config.loss
+    model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=jit_setting(config))
+    return model
+
+
+def fit_callbacks(run_dir: Path, config: TrainConfig, sample_rgb, colorizer):
+    return [
+        NonFiniteGuard(),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        AtomicCheckpoint(run_dir / "checkpoints" / "best.keras", monitor="val_loss"),
+        AtomicCheckpoint(run_dir / "checkpoints" / "last.keras"),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
+        SampleGrid(sample_rgb, run_dir / "samples", every=config.sample_every, colorizer=colorizer),
+    ]
+
+
+def training_prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.ndarray:
+    """The empirical prior over the ab bins from the training pixels. Saved in the
+    run folder, so resuming, evaluating (rebalanced AuC) and the notebook reuse it."""
+    path = Path(run_dir) / "prior.npy"
+    if path.exists():
+        return np.load(path)
+    train_rgb = pipeline.make_dataset(split["train"], image_size=config.image_size, batch_size=32)
+    prior = quantize.empirical_prior((color.denormalize_ab(ab) for _, ab in train_rgb), bins=bins)
+    with atomic_path(path) as tmp:
+        np.save(tmp, prior)
+    return prior
+
+
+def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=()) -> Path:
+    """Train a regression or classification model with Keras ``fit``; returns the run folder."""
+    validate(config)
+    run_dir, config = prepare_run_dir(config, resume)
+    keras.utils.set_random_seed(config.seed)
+    split = load_data_split(config)
+    splits.write_manifest(split, run_dir / "split.json", dataset=config.dataset, seed=config.seed)
+    write_config(run_dir, config, split)
+
+    bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
+    class_weights = None
+    colorizer = regression_colorizer
+    if bins is not None:
+        prior = training_prior(run_dir, config, split, bins)
+        class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
+        colorizer = classification_colorizer(config.temperature, bins)
+
+    train, val = make_datasets(config, split, bins)
+    if config.steps_per_epoch:
+        train = train.repeat()
+    strategy = make_strategy(config.strategy)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = compile_model(build_model(config, bins), config, class_weights)
+    callbacks = fit_callbacks(run_dir, config, fixed_validation_batch(config, split), colorizer)
+    model.fit(
+        train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+        callbacks=callbacks + list(extra_callbacks), verbose=verbose,
+    )
+    return run_dir
+
+
+# --- The GAN trainer (pix2pix, as the IJFANS report) --------------------------------------
+
+
+def make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, l1_weight, gan_loss, jit_compile=False):
+    """One adversarial step, written to be read aloud.
+
+    The discriminator sees (L, real ab) and (L, fake ab); the generator is pushed
+    to fool it while staying close to the truth in L1 (weighted by lambda).
+    ``_gradient_loss`` handles the two technicalities: replicas of a
+    distribution strategy sum their gradients, and mixed float16 scales the loss
+    (a multiplication the LossScaleOptimizer undoes when applying gradients)."""
+
+    @tf.function(jit_compile=jit_compile)
+    def train_step(l_norm, ab_true):
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            ab_fake = generator(l_norm, training=True)
+            real_logits = discriminator([l_norm, ab_true], training=True)
+            fake_logits = discriminator([l_norm, ab_fake], training=True)
+
+            g_adversarial = losses.generator_adversarial_loss(fake_logits, kind=gan_loss)
+            g_l1 = losses.l1(ab_true, ab_fake)
+            g_total = g_adversarial + l1_weight * g_l1
+            d_total = losses.discriminator_loss(real_logits, fake_logits, kind=gan_loss)
+
+        g_grads = g_tape.gradient(_gradient_loss(g_optimizer, g_total), generator.trainable_variables)
+        d_grads = d_tape.gradient(_gradient_loss(d_optimizer, d_total), discriminator.trainable_variables)
+        g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
+        d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
+        return {"d_loss": d_total, "g_loss": g_adversarial, "g_l1": g_l1, "g_total": g_total}
+
+    return train_step
+
+
+def make_l1_pretrain_step(generator, g_optimizer, jit_compile=False):
+    """Generator-only L1 step: the optional warm-up before the adversarial phase."""
+
+    @tf.function(jit_compile=jit_compile)
+    def pretrain_step(l_norm, ab_true):
+        with tf.GradientTape() as tape:
+            g_l1 = losses.l1(ab_true, generator(l_norm, training=True))
+        grads = tape.gradient(_gradient_loss(g_optimizer, g_l1), generator.trainable_variables)
+        g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        return {"g_l1": g_l1}
+
+    return pretrain_step
+
+
+def _gradient_loss(optimizer, loss):
+    """The loss to differentiate: divided by the number of replicas (their
+    gradients are summed when applied), then loss-scaled for float16."""
+    loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+    return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+
+
+class GanTrainer:
+    """The explicit training loop around ``make_gan_train_step``.
+
+    Adds what the TF pix2pix tutorial lacks: a CheckpointManager that resumes
+    with its step counter, per-step CSV and TensorBoard scalars, a progress bar,
+    sample grids with BatchNorm in inference mode, and a nan/inf guard that stops
+    before a poisoned checkpoint is written."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, split: dict):
+        self.config, self.run_dir = config, run_dir
+        self.strategy = make_strategy(config.strategy)
+        self.train_data, _ = make_datasets(config, split)
+        self.sample_rgb = fixed_validation_batch(config, split)
+        self.steps_per_epoch = config.steps_per_epoch or _count_batches(self.train_data)
+        if config.steps_per_epoch:
+            self.train_data = self.train_data.repeat()
+        jit = jit_setting(config) is True
+        with precision_policy(config.mixed_precision), self.strategy.scope():
+            self.generator = build_model(config)
+            self.discriminator = models.build(
+                "patchgan", input_shape=(config.image_size, config.image_size, 1), seed=config.seed + 1,
+                **config.discriminator_options,
+            )
+            self.g_optimizer = make_optimizer(config)
+            self.d_optimizer = make_optimizer(config)
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.gan_step = self._distributed(
+            make_gan_train_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+                                config.l1_weight, config.gan_loss, jit)
+        )
+        self.pretrain_step = self._distributed(make_l1_pretrain_step(self.generator, self.g_optimizer, jit))
+        checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
+        )
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, str(run_dir / "checkpoints"), max_to_keep=config.max_to_keep
+        )
+        if self.manager.latest_checkpoint:
+            checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+
+    def _distributed(self, step_fn):
+        """Run a step on every replica and average its losses (plain call without a strategy)."""
+        if self.config.strategy == "default":
+            return step_fn
+
+        def run(l_norm, ab_true):
+            per_replica = self.strategy.run(step_fn, args=(l_norm, ab_true))
+            return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+        return run
+
+    @property
+    def total_steps(self) -> int:
+        return (self.config.pretrain_epochs + self.config.epochs) * self.steps_per_epoch
+
+    def train(self, verbose: int = 1) -> int:
+        """Train until ``total_steps``; returns the number of steps run in this call."""
+        start = int(self.step.numpy())
+        if start >= self.total_steps:
+            return 0
+        data = self.train_data
+        if self.config.strategy != "default":
+            data = self.strategy.experimental_distribute_dataset(data)
+        progress = keras.utils.Progbar(self.total_steps, initial=start, verbose=verbose,
+                                       stateful_metrics=["d_loss", "g_loss", "g_l1"])
+        with self._history_writer() as history:
+            while int(self.step.numpy()) < self.total_steps:
+                for l_norm, ab_true in data:
+                    step = int(self.step.numpy())
+                    if step >= self.total_steps:
+                        break
+                    pretraining = step < self.config.pretrain_epochs * self.steps_per_epoch
+                    logs = {k: float(v) for k, v in (self.pretrain_step if pretraining else self.gan_step)(l_norm, ab_true).items()}
+                    self._guard(step, logs)
+                    self.step.assign_add(1)
+                    self._log(step + 1, "pretrain" if pretraining else "gan", logs, history)
+                    progress.update(step + 1, values=list(logs.items()))
+                    self._periodic(step + 1)
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        return int(self.step.numpy()) - start
+
+    def _guard(self, step, logs):
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            kept = self.manager.latest_checkpoint or "none yet"
+            raise ColorkitError(
+                f"GAN training diverged at step {step + 1} ({bad}); stopped without saving: the last good checkpoint "
+                f"is {kept}; lower the learning rate or use float32"
+            )
+
+    def _periodic(self, step):
+        if step % self.config.checkpoint_every == 0:
+            self.manager.save(checkpoint_number=step)
+        if step % (self.steps_per_epoch * self.config.sample_every) == 0:
+            epoch = step // self.steps_per_epoch
+            write_sample_grid(self.generator, self.sample_rgb, self.run_dir / "samples" / f"epoch_{epoch:04d}.png")
+
+    @contextlib.contextmanager
+    def _history_writer(self):
+        """Per-step CSV, appended on resume (rows past the restored step are dropped
+        first, so a killed run never leaves duplicated steps)."""
+        path = self.run_dir / "history.csv"
+        fields = ["step", "phase", "d_loss", "g_loss", "g_l1", "g_total"]
+        _truncate_history(path, int(self.step.numpy()))
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, restval="")
+            if new:
+                writer.writeheader()
+            yield (f, writer)
+
+    def _log(self, step, phase, logs, history):
+        f, writer = history
+        writer.writerow({"step": step, "phase": phase, **logs})
+        f.flush()
+        with self.writer.as_default(step=step):
+            for name, value in logs.items():
+                tf.summary.scalar(name, value)
+
+
+def _count_batches(dataset) -> int:
+    count = int(dataset.cardinality().numpy())
+    if count < 0:
+        count = sum(1 for _ in dataset)
+    if count == 0:
+        raise ColorkitError("the training split is empty: add images or lower --batch-size")
+    return count
+
+
+def _truncate_history(path: Path, last_step: int) -> None:
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
+    if len(kept) != len(rows):
+        atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
+
+
+def train_gan(config: TrainConfig, resume: bool = False, verbose: int = 1) -> Path:
+    """Train the U-Net generator against the PatchGAN; returns the run folder."""
+    validate(config)
+    run_dir, config = prepare_run_dir(config, resume)
+    keras.utils.set_random_seed(config.seed)
+    split = load_data_split(config)
+    splits.write_manifest(split, run_dir / "split.json", dataset=config.dataset, seed=config.seed)
+    write_config(run_dir, config, split)
+    trainer = GanTrainer(config, run_dir, split)
+    trainer.train(verbose=verbose)
+    with atomic_path(run_dir / "checkpoints" / "generator.keras") as tmp:
+        trainer.generator.save(tmp)
+    return run_dir
+
+
+def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> Path:
+    """Train with the configured trainer; returns the run folder."""
+    return (train_gan if config.trainer == "gan" else fit)(config, resume=resume, verbose=verbose)

@@ -1,0 +1,423 @@
+"""The tf.data pipeline and file decoding: shapes, dtypes, ranges, values, and
+every kind of awkward file a real folder holds."""
+
+import io
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from colorkit import color
+from colorkit.data import decode, pipeline
+from colorkit.errors import ColorkitError
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def _save(image: Image.Image, path, **options):
+    image.save(path, **options)
+    return str(path)
+
+
+def _photo(rng, height=48, width=64):
+    """A smooth colourful image (compresses like a photo, unlike noise)."""
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    phase = rng.uniform(0, 6, size=3)
+    rgb = 0.5 + 0.45 * np.sin(np.stack([xx * 5 + phase[0], yy * 7 + phase[1], (xx + yy) * 4 + phase[2]], -1))
+    return Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_16bit_rgb(path, pixels: np.ndarray) -> str:
+    """Write a 16-bit RGB PNG by hand (Pillow cannot write one)."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return str(path)
+
+
+def _png_declaring(path, width: int, height: int) -> str:
+    """A few-byte PNG whose header declares ``width`` x ``height`` (a bomb)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return str(path)
+
+
+def _exif_rotated_jpeg(path) -> str:
+    """Stored 40 wide x 20 high, left half red, right half blue, with EXIF
+    orientation 6: a viewer rotates it 90 degrees clockwise, so it displays
+    20 wide x 40 high with red on top."""
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = RED
+    stored[:, 20:] = BLUE
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _save(Image.fromarray(stored), path, exif=exif.tobytes(), quality=95)
+
+
+def _truncated(path, source: bytes) -> str:
+    path.write_bytes(source[: len(source) // 2])
+    return str(path)
+
+
+def _epoch(dataset):
+    return np.concatenate([b.numpy() for b in dataset])
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+# --- load_rgb / load_image: every file kind --------------------------------------------
+
+
+def test_rgb_jpeg_and_png_load_as_float32_in_0_1(tmp_path, rng):
+    photo = _photo(rng)
+    png = np.asarray(photo, np.float32) / 255
+    loaded = decode.load_rgb(_save(photo, tmp_path / "a.png"))
+    assert loaded.dtype == np.float32 and loaded.shape == (48, 64, 3)
+    np.testing.assert_allclose(loaded, png, atol=1e-6)
+    jpeg = decode.load_rgb(_save(photo, tmp_path / "a.jpg", quality=95))
+    assert jpeg.shape == (48, 64, 3) and np.abs(jpeg - png).mean() < 0.02
+
+
+def test_grayscale_files_become_three_equal_channels(tmp_path):
+    gray = Image.fromarray(np.tile(np.arange(0, 256, 8, dtype=np.uint8), (4, 1)), "L")
+    for name in ("g.png", "g.jpg"):
+        rgb = decode.load_rgb(_save(gray, tmp_path / name))
+        assert rgb.shape == (4, 32, 3)
+        assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    np.testing.assert_allclose(decode.load_rgb(str(tmp_path / "g.png"))[0, :, 0], np.arange(0, 256, 8) / 255, atol=1e-6)
+
+
+def test_rgba_is_composited_over_white_and_alpha_is_available(tmp_path):
+    pixels = np.zeros((2, 2, 4), np.uint8)
+    pixels[..., 0] = 255  # red everywhere
+    pixels[0, 0, 3], pixels[0, 1, 3], pixels[1, :, 3] = 0, 255, 255
+    path = _save(Image.fromarray(pixels, "RGBA"), tmp_path / "alpha.png")
+    np.testing.assert_allclose(decode.load_rgb(path)[0, 0], [1, 1, 1])  # transparent -> white
+    np.testing.assert_allclose(decode.load_rgb(path)[0, 1], [1, 0, 0])
+    rgb, alpha = decode.load_image(path)
+    np.testing.assert_allclose(rgb[0, 0], [1, 0, 0])  # the stored colour is kept
+    np.testing.assert_allclose(alpha[..., 0], [[0, 1], [1, 1]])
+    assert decode.load_image(_save(Image.new("RGB", (2, 2)), tmp_path / "opaque.png"))[1] is None
+
+
+def test_16bit_png_keeps_its_precision(tmp_path):
+    gray = _save(Image.fromarray(np.full((3, 3), 40000, np.uint16)), tmp_path / "gray16.png")
+    np.testing.assert_allclose(decode.load_rgb(gray), 40000 / 65535, atol=1e-6)  # 8 bits would give 156/255
+    values = np.array([[[65535, 0, 1000], [12345, 54321, 32768]]], np.uint16)
+    rgb16 = _png_16bit_rgb(tmp_path / "rgb16.png", values)
+    np.testing.assert_allclose(decode.load_rgb(rgb16), values / 65535, atol=1e-6)
+
+
+def test_palette_png_with_and_without_transparency(tmp_path):
+    indices = np.array([[0, 1], [1, 0]], np.uint8)
+    image = Image.fromarray(indices, "P")
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * (256 * 3 - 6))
+    plain = decode.load_rgb(_save(image, tmp_path / "p.png"))
+    np.testing.assert_allclose(plain[0], [[1, 0, 0], [0, 0, 1]])
+    with_transparency = decode.load_rgb(_save(image, tmp_path / "pt.png", transparency=1))
+    np.testing.assert_allclose(with_transparency[0], [[1, 0, 0], [1, 1, 1]])
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
+    path = _save(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), tmp_path / "cmyk.jpg", quality=95)
+    assert decode.probe(path).route == decode.ROUTE_PIL
+    rgb = decode.load_rgb(path)
+    assert rgb.shape == (16, 16, 3)
+    np.testing.assert_allclose(rgb.mean(axis=(0, 1)), [1, 0, 0], atol=0.03)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = _exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    rgb = decode.load_rgb(path)
+    assert rgb.shape == (40, 20, 3)  # displayed size, not stored size
+    np.testing.assert_allclose(rgb[:15].mean(axis=(0, 1)), [1, 0, 0], atol=0.05)
+    np.testing.assert_allclose(rgb[25:].mean(axis=(0, 1)), [0, 0, 1], atol=0.05)
+
+
+def test_one_pixel_image(tmp_path):
+    path = _save(Image.new("RGB", (1, 1), (10, 200, 30)), tmp_path / "dot.png")
+    np.testing.assert_allclose(decode.load_rgb(path), [[[10 / 255, 200 / 255, 30 / 255]]], atol=1e-6)
+    batch = next(iter(pipeline.make_rgb_dataset([path], image_size=8, batch_size=1)))
+    assert batch.shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(batch.numpy(), np.broadcast_to([10 / 255, 200 / 255, 30 / 255], (1, 8, 8, 3)), atol=1e-5)
+
+
+def test_other_formats_go_through_pillow(tmp_path):
+    for name in ("i.gif", "i.bmp", "i.tiff", "i.webp"):
+        path = _save(Image.new("RGB", (6, 4), (0, 0, 255)), tmp_path / name)
+        assert decode.probe(path).route == decode.ROUTE_PIL
+        assert decode.load_rgb(path).shape == (4, 6, 3)
+        assert decode.load_rgb(path)[..., 2].min() > 0.9
+
+
+def test_a_decompression_bomb_is_refused(tmp_path):
+    huge = _png_declaring(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ColorkitError, match="decompression bomb"):
+        decode.load_rgb(huge)
+    big = _save(Image.new("RGB", (100, 100)), tmp_path / "big.png")
+    with pytest.raises(ColorkitError, match="decompression bomb .100x100 pixels declared, the limit is 5000"):
+        decode.load_rgb(big, max_pixels=5000)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not an image", "truncated jpeg", "truncated png", "corrupt"])
+def test_unreadable_files_are_user_errors_when_loaded_alone(tmp_path, rng, kind):
+    path = {
+        "missing": lambda: str(tmp_path / "absent.jpg"),
+        "not an image": lambda: _save_bytes(tmp_path / "text.jpg", b"just some text, not a JPEG"),
+        "truncated jpeg": lambda: _truncated(tmp_path / "cut.jpg", _encoded(_photo(rng), "JPEG")),
+        "truncated png": lambda: _truncated(tmp_path / "cut.png", _encoded(_photo(rng), "PNG")),
+        "corrupt": lambda: _save_bytes(tmp_path / "noise.png", b"\x89PNG\r\n\x1a\n" + rng.bytes(300)),
+    }[kind]()
+    with pytest.raises(ColorkitError) as error:
+        decode.load_rgb(path)
+    assert path in str(error.value) and "\n" not in str(error.value)
+
+
+def _save_bytes(path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_jpeg_with_trailing_bytes_is_not_mistaken_for_truncated(tmp_path, rng):
+    path = _save_bytes(tmp_path / "trailer.jpg", _encoded(_photo(rng), "JPEG") + b"camera maker notes")
+    assert decode.probe(path).route == decode.ROUTE_JPEG
+
+
+# --- scan_images ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def messy_folder(tmp_path, rng):
+    """Six good images of different kinds and five bad files."""
+    folder = tmp_path / "messy"
+    (folder / "sub").mkdir(parents=True)
+    good = [
+        _save(_photo(rng), folder / "photo.jpg"),
+        _save(_photo(rng).convert("L"), folder / "gray.png"),
+        _save(_photo(rng).convert("RGBA"), folder / "sub" / "rgba.png"),
+        _save(_photo(rng).convert("P"), folder / "palette.png"),
+        _save(_photo(rng).convert("CMYK"), folder / "cmyk.jpg"),
+        _exif_rotated_jpeg(folder / "rotated.jpg"),
+    ]
+    bad = [
+        _save_bytes(folder / "text.jpg", b"not an image at all"),
+        _truncated(folder / "cut.jpg", _encoded(_photo(rng, 200, 200), "JPEG")),
+        _truncated(folder / "cut.png", _encoded(_photo(rng, 200, 200), "PNG")),
+        _save_bytes(folder / "noise.png", b"\x89PNG\r\n\x1a\n" + rng.bytes(200)),
+        _png_declaring(folder / "bomb.png", 100_000, 100_000),
+    ]
+    (folder / "readme.txt").write_text("ignored: not an image extension")
+    return folder, sorted(good), sorted(bad)
+
+
+def test_scan_sorts_good_files_from_bad_ones_with_reasons(messy_folder):
+    folder, good, bad = messy_folder
+    found, skipped = decode.scan_images(folder)
+    assert found == good
+    assert sorted(path for path, _ in skipped) == bad
+    reasons = dict(skipped)
+    assert reasons[str(folder / "cut.jpg")] == "a truncated JPEG"
+    assert reasons[str(folder / "cut.png")] == "a truncated PNG"
+    assert "decompression bomb" in reasons[str(folder / "bomb.png")]
+
+
+def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ColorkitError, match="holds no image files"):
+        decode.scan_images(tmp_path)
+    with pytest.raises(ColorkitError, match="not a folder"):
+        pipeline.make_dataset(tmp_path / "absent", 16, 2)
+    with pytest.raises(ColorkitError, match="list of images is empty"):
+        pipeline.make_dataset([], 16, 2)
+
+
+# --- The dataset ------------------------------------------------------------------------------------
+
+
+def test_bad_files_are_skipped_and_named_and_the_epoch_completes(messy_folder):
+    folder, good, bad = messy_folder
+    with pytest.warns(UserWarning, match=f"skipped {len(bad)} of {len(good) + len(bad)} files") as record:
+        dataset = pipeline.make_dataset(folder, image_size=16, batch_size=4)
+    message = str(record[0].message)
+    assert all(path in message for path in bad)
+    batches = list(dataset)
+    assert sum(int(l.shape[0]) for l, _ in batches) == len(good)
+
+
+def _damaged_png(path, rng) -> str:
+    """A PNG whose header and end are intact but whose pixel data is not."""
+    data = bytearray(_encoded(_photo(rng), "PNG"))
+    data[60:80] = bytes(20)  # inside the IDAT chunk: its CRC no longer matches
+    return _save_bytes(path, bytes(data))
+
+
+def test_a_damaged_file_loaded_alone_is_a_user_error(tmp_path, rng):
+    path = _damaged_png(tmp_path / "damaged.png", rng)
+    with pytest.raises(ColorkitError, match="damaged"):
+        decode.load_rgb(path)
+
+
+def test_a_file_damaged_past_its_header_drops_out_without_ending_the_epoch(tmp_path, rng):
+    paths = [_save(_photo(rng, 16, 16), tmp_path / f"{i}.png") for i in range(3)]
+    paths.append(_damaged_png(tmp_path / "damaged.png", rng))  # fails in TensorFlow's decoder
+    paths.append(_truncated(tmp_path / "cut.bmp", _encoded(_photo(rng), "BMP")))  # fails in Pillow's
+    assert [decode.probe(p).route for p in paths[3:]] == [decode.ROUTE_PNG, decode.ROUTE_PIL]  # the probe cannot tell
+    dataset = pipeline.make_rgb_dataset(paths, image_size=16, batch_size=2)
+    assert int(dataset.cardinality()) == 3  # known length, for Keras progress and steps
+    images = _epoch(dataset)
+    assert images.shape == (5, 16, 16, 3)
+    assert all(np.allclose(image, decode.load_rgb(p), atol=1e-6) for image, p in zip(images[:3], paths[:3]))
+    lab = color.rgb_to_lab(images[3:])  # the damaged files' places are taken by mid-gray
+    np.testing.assert_allclose(lab.mean(axis=(1, 2)), [[50, 0, 0]] * 2, atol=0.05)
+
+
+def test_only_unreadable_files_is_a_clear_error(tmp_path):
+    path = _save_bytes(tmp_path / "a.jpg", b"nope")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ColorkitError, match="none of the 1 files"):
+            pipeline.make_dataset([path], 16, 2)
+
+
+def test_model_io_batches_have_the_right_shapes_dtypes_and_ranges(tmp_path, rng):
+    paths = [_save(_photo(rng, 40 + i, 60), tmp_path / f"{i}.jpg") for i in range(5)]
+    batches = list(pipeline.make_dataset(paths, image_size=24, batch_size=2))
+    assert [int(l.shape[0]) for l, _ in batches] == [2, 2, 1]
+    for l_norm, ab_norm in batches:
+        assert l_norm.dtype == tf.float32 and ab_norm.dtype == tf.float32
+        assert l_norm.shape[1:] == (24, 24, 1) and ab_norm.shape[1:] == (24, 24, 2)
+        assert -1.0 <= float(tf.reduce_min(l_norm)) and float(tf.reduce_max(l_norm)) <= 1.0
+        assert float(tf.reduce_max(tf.abs(ab_norm))) <= 1.05
+        assert float(tf.math.reduce_std(ab_norm)) > 0.01  # colourful input gives non-zero targets
+    full = pipeline.make_dataset(paths, image_size=24, batch_size=2, drop_remainder=True)
+    assert int(full.cardinality()) == 2 and len(list(full)) == 2
+
+
+def test_model_io_values_match_the_colour_module_on_the_same_pixels(tmp_path, rng):
+    """A PNG already at the model's size is not resized: the pipeline's (L, ab)
+    must equal colorkit.color's conversion of the decoded file."""
+    paths = [_save(_photo(rng, 32, 32), tmp_path / f"{i}.png") for i in range(3)]
+    l_norm, ab_norm = next(iter(pipeline.make_dataset(paths, image_size=32, batch_size=3)))
+    expected_l, expected_ab = color.rgb_to_model_io(np.stack([decode.load_rgb(p) for p in paths]))
+    np.testing.assert_allclose(l_norm, expected_l, atol=1e-4)
+    np.testing.assert_allclose(ab_norm, expected_ab, atol=1e-4)
+
+
+def test_resize_keeps_the_centred_square(tmp_path):
+    """A 30 x 90 image: red | blue | red thirds. The centred square is the blue
+    middle, so the batch is blue everywhere (stretching would show red)."""
+    pixels = np.zeros((30, 90, 3), np.uint8)
+    pixels[:, :30], pixels[:, 30:60], pixels[:, 60:] = RED, BLUE, RED
+    for name in ("wide.png", "wide.jpg", "wide.gif"):
+        path = _save(Image.fromarray(pixels), tmp_path / name)
+        batch = next(iter(pipeline.make_rgb_dataset([path], image_size=12, batch_size=1))).numpy()
+        assert batch.shape == (1, 12, 12, 3)
+        np.testing.assert_allclose(batch[0, 2:-2, 2:-2].mean(axis=(0, 1)), [0, 0, 1], atol=0.08)
+
+
+def test_large_jpegs_are_prescaled_while_decoding_and_still_correct(tmp_path, rng):
+    photo = _photo(rng, 300, 400)
+    path = _save(photo, tmp_path / "big.jpg", quality=95)
+    square = np.asarray(photo, np.float32)[:, 50:350] / 255
+    reference = tf.image.resize(square, [32, 32], antialias=True).numpy()
+    batch = next(iter(pipeline.make_rgb_dataset([path], image_size=32, batch_size=1))).numpy()[0]
+    assert np.abs(batch - reference).mean() < 0.02
+
+
+def test_exif_rotation_happens_in_the_pipeline_too(tmp_path):
+    path = _exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    batch = next(iter(pipeline.make_rgb_dataset([path], image_size=10, batch_size=1))).numpy()[0]
+    np.testing.assert_allclose(batch[:3].mean(axis=(0, 1)), [1, 0, 0], atol=0.08)  # top: red
+    np.testing.assert_allclose(batch[-3:].mean(axis=(0, 1)), [0, 0, 1], atol=0.08)  # bottom: blue
+
+
+def test_shuffle_and_augmentation_are_seeded(tmp_path, rng):
+    paths = [_save(_photo(rng, 16, 16), tmp_path / f"{i}.png") for i in range(12)]
+    options = dict(image_size=16, batch_size=4, shuffle=True, augment=True)
+    first = _epoch(pipeline.make_rgb_dataset(paths, seed=3, **options))
+    again = _epoch(pipeline.make_rgb_dataset(paths, seed=3, **options))
+    other = _epoch(pipeline.make_rgb_dataset(paths, seed=4, **options))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    ordered = _epoch(pipeline.make_rgb_dataset(paths, image_size=16, batch_size=4))
+    shuffled = _epoch(pipeline.make_rgb_dataset(paths, image_size=16, batch_size=4, shuffle=True, seed=3))
+    assert not np.array_equal(shuffled, ordered)
+    order = [next(i for i, image in enumerate(ordered) if np.array_equal(image, s)) for s in shuffled]
+    assert sorted(order) == list(range(12))  # the same images, each once
+
+
+def test_default_augmentation_only_flips_and_keeps_colours(tmp_path, rng):
+    path = _save(_photo(rng, 16, 16), tmp_path / "one.png")
+    original = decode.load_rgb(path)
+    out = _epoch(pipeline.make_rgb_dataset([path] * 24, image_size=16, batch_size=8, augment=True, seed=1))
+    flipped = [bool(np.allclose(image, original[:, ::-1], atol=1e-6)) for image in out]
+    unchanged = [bool(np.allclose(image, original, atol=1e-6)) for image in out]
+    assert all(f or u for f, u in zip(flipped, unchanged))
+    assert any(flipped) and any(unchanged)
+
+
+def test_photometric_augmentation_is_opt_in_and_changes_colours(tmp_path, rng):
+    path = _save(_photo(rng, 16, 16), tmp_path / "one.png")
+    original = decode.load_rgb(path)
+    layers = pipeline.augmentation_layers(flip=False, photometric=True, seed=0)
+    out = _epoch(pipeline.make_rgb_dataset([path] * 8, image_size=16, batch_size=8, augment=layers))
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.abs(out - original).max() > 0.01
+    with pytest.raises(ColorkitError):
+        pipeline.augmentation_layers(flip=False, photometric=False)
+
+
+def test_repeat_streams_past_the_end_of_the_file_list(tmp_path, rng):
+    paths = [_save(_photo(rng, 16, 16), tmp_path / f"{i}.png") for i in range(3)]
+    dataset = pipeline.make_rgb_dataset(paths, image_size=8, batch_size=2, shuffle=True, repeat=True)
+    assert len(list(dataset.take(7))) == 7
+
+
+def test_bad_sizes_are_user_errors(tmp_path, rng):
+    path = _save(_photo(rng), tmp_path / "a.png")
+    for size, batch in ((0, 2), (16, 0), (16.5, 2)):
+        with pytest.raises(ColorkitError):
+            pipeline.make_rgb_dataset([path], size, batch)
+
+
+def test_batch_images_applies_the_same_policy_to_an_image_dataset():
+    images = tf.data.Dataset.from_tensor_slices(tf.fill([3, 20, 30, 3], tf.constant(255, tf.uint8)))
+    batch = next(iter(pipeline.to_model_io(pipeline.batch_images(images, image_size=10, batch_size=3))))
+    assert batch[0].shape == (3, 10, 10, 1) and batch[1].shape == (3, 10, 10, 2)
+    np.testing.assert_allclose(batch[0], 1.0, atol=1e-4)  # white: L = 100
+    np.testing.assert_allclose(batch[1], 0.0, atol=1e-3)
+
+
+# --- The grayscale filter ------------------------------------------------------------------------------
+
+
+def test_drop_grayscale_drops_images_without_colour_and_reports_the_count(tmp_path, rng, caplog):
+    colourful = _save(_photo(rng), tmp_path / "colour.jpg")
+    gray = _save(_photo(rng).convert("L"), tmp_path / "gray.jpg")
+    gray_as_rgb = _save(_photo(rng).convert("L").convert("RGB"), tmp_path / "gray_rgb.png")
+    faint = np.full((8, 8, 3), 128, np.uint8)
+    faint[0, 0] = (128, 128, 131)  # |b| about 2.4 at one pixel: still gray
+    nearly_gray = _save(Image.fromarray(faint), tmp_path / "faint.png")
+    one_dot = np.full((8, 8, 3), 128, np.uint8)
+    one_dot[4, 4] = (200, 60, 60)  # a single clearly red pixel is colour
+    dot = _save(Image.fromarray(one_dot), tmp_path / "dot.png")
+    with caplog.at_level("INFO", logger="colorkit.data.pipeline"):
+        kept, dropped = pipeline.drop_grayscale([colourful, gray, gray_as_rgb, nearly_gray, dot])
+    assert sorted(kept) == sorted([colourful, dot])
+    assert sorted(dropped) == sorted([gray, gray_as_rgb, nearly_gray])
+    assert "dropped 3 of 5 images as grayscale" in caplog.text
+    assert pipeline.drop_grayscale([nearly_gray], threshold=1.0) == ([nearly_gray], [])

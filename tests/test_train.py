@@ -1,0 +1,302 @@
+"""colorkit.train: the fit recipes, the GAN loop, resuming, strategies, the CLI."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colorkit import color, colorize, metrics, train
+from colorkit.data import pipeline, sample
+from colorkit.errors import ColorkitError
+from colorkit.experiments import TrainConfig, experiment_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sample")
+    sample.build_sample_set(root)
+    return root
+
+
+def small_config(sample_root, run_dir, experiment="strided_cnn_dogs", **changes):
+    """A report recipe shrunk to test size: 32 px, a quarter of the widths."""
+    values = dict(dataset="folder", root=str(sample_root), image_size=32, batch_size=16, epochs=2,
+                  out=str(run_dir), model_options={"width": 0.25}, sample_every=1)
+    values.update(changes)
+    return experiment_config(experiment, "quick", **values)
+
+
+def history_rows(run_dir):
+    with open(Path(run_dir) / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def procedural_test_images(sample_root, size):
+    paths = [p for p in sorted(map(str, Path(sample_root, "test").rglob("*.png"))) if "procedural" in p]
+    assert paths, "the sample set has procedural test images"
+    return np.concatenate([b.numpy() for b in pipeline.make_rgb_dataset(paths, image_size=size, batch_size=64)])
+
+
+def auc_of(run_dir, rgb):
+    """Zhang's raw AuC of a trained run on ``rgb`` (held-out images)."""
+    colorizer = colorize.as_colorizer(colorize.load_model(run_dir))
+    l_norm, ab_norm = color.rgb_to_model_io(rgb)
+    pred = colorize.predict_ab(colorizer, l_norm.numpy())
+    return metrics.auc(color.denormalize_ab(pred), color.denormalize_ab(ab_norm.numpy()))
+
+
+def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
+    run_dir = train.train(small_config(sample_root, tmp_path / "run", epochs=12, learning_rate=3e-4), verbose=0)
+    losses = [float(r["loss"]) for r in history_rows(run_dir)]
+    assert losses[-1] < 0.7 * losses[0]
+
+    held_out = procedural_test_images(sample_root, 32)
+    _, ab_true = color.rgb_to_model_io(held_out)
+    gray_auc = metrics.auc(np.zeros_like(ab_true.numpy()), color.denormalize_ab(ab_true.numpy()))
+    assert auc_of(run_dir, held_out) > gray_auc + 0.02
+
+    for name in ("config.json", "split.json", "checkpoints/best.keras", "checkpoints/last.keras"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["optimizer"] == "rmsprop" and config["environment"]["tensorflow"] == tf.__version__
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png"))[-1] == "epoch_0012.png"
+    assert any((run_dir / "logs").rglob("events.out.tfevents*"))
+
+
+KILL_AT_EPOCH = """
+import os, signal, sys, keras
+from colorkit import train
+from colorkit.experiments import TrainConfig
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == {epoch}:
+            os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind, like a preempted machine
+
+config = TrainConfig.from_dict({config})
+train.fit(config, verbose=0, extra_callbacks=[Kill()])
+"""
+
+
+def test_a_killed_fit_run_resumes_where_it_stopped(sample_root, tmp_path):
+    config = small_config(sample_root, tmp_path / "run", epochs=4, steps_per_epoch=3)
+    script = KILL_AT_EPOCH.format(epoch=2, config=repr(config.to_dict()))
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1"]
+
+    train.fit(config, resume=True, verbose=0)
+    assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1", "2", "3"]
+    finished = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
+    assert int(finished.optimizer.iterations.numpy()) == 4 * 3
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(sample_root, tmp_path):
+    config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
+    train.fit(config, verbose=0)
+    with pytest.raises(ColorkitError, match="--resume"):
+        train.fit(config, verbose=0)
+    with pytest.raises(ColorkitError, match="nothing to resume"):
+        train.fit(config.replace(out=str(tmp_path / "other")), resume=True, verbose=0)
+
+
+def test_a_diverging_fit_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(sample_root, tmp_path):
+    config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
+    train.fit(config, verbose=0)
+    good = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
+
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.layers[1].kernel.assign(self.model.layers[1].kernel * np.nan)
+
+    with pytest.raises(ColorkitError, match="diverged"):
+        train.fit(config.replace(epochs=2), resume=True, verbose=0, extra_callbacks=[Poison()])
+    kept = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(good, kept))
+
+
+def test_zhang_classification_recipe_trains_with_rebalanced_targets(sample_root, tmp_path):
+    config = small_config(sample_root, tmp_path / "run", experiment="zhang_classification", epochs=2,
+                          steps_per_epoch=2, model_options={"width": 0.125})
+    run_dir = train.train(config, verbose=0)
+    prior = np.load(run_dir / "prior.npy")
+    assert prior.sum() == pytest.approx(1.0, abs=1e-5)
+    rows = history_rows(run_dir)
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+    rgb = procedural_test_images(sample_root, 32)[:2]
+    out = colorize.colorize(colorize.load_model(run_dir), rgb[0])
+    assert out.shape == rgb[0].shape
+
+
+# --- GAN --------------------------------------------------------------------------
+
+
+def gan_config(sample_root, run_dir, **changes):
+    values = dict(model_options={"width": 0.25}, discriminator_options={"width": 0.25}, pretrain_epochs=0,
+                  checkpoint_every=2)
+    values.update(changes)
+    return small_config(sample_root, run_dir, experiment="unet_gan", **values)
+
+
+def test_gan_step_changes_both_networks_and_gives_finite_losses(sample_root, tmp_path):
+    config = gan_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
+    run_dir, config = train.prepare_run_dir(config, resume=False)
+    trainer = train.GanTrainer(config, run_dir, train.load_data_split(config))
+    g_before = [w.copy() for w in trainer.generator.get_weights()]
+    d_before = [w.copy() for w in trainer.discriminator.get_weights()]
+    l_norm, ab = next(iter(trainer.train_data))
+    logs = trainer.gan_step(l_norm, ab)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["g_total"]) == pytest.approx(float(logs["g_loss"]) + 100.0 * float(logs["g_l1"]), rel=1e-5)
+    changed = lambda before, model: any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert changed(g_before, trainer.generator) and changed(d_before, trainer.discriminator)
+
+
+def test_gan_evaluation_does_not_touch_batchnorm_statistics(sample_root, tmp_path):
+    config = gan_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
+    run_dir, config = train.prepare_run_dir(config, resume=False)
+    trainer = train.GanTrainer(config, run_dir, train.load_data_split(config))
+    before = [w.copy() for w in trainer.generator.non_trainable_weights]
+    train.write_sample_grid(trainer.generator, trainer.sample_rgb, tmp_path / "grid.png")
+    after = trainer.generator.non_trainable_weights
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, after))
+    assert (tmp_path / "grid.png").exists()
+
+
+KILL_AT_STEP = """
+import os, signal
+from colorkit import train
+from colorkit.experiments import TrainConfig
+
+config = TrainConfig.from_dict({config})
+run_dir, config = train.prepare_run_dir(config, resume=False)
+split = train.load_data_split(config)
+train.write_config(run_dir, config, split)
+trainer = train.GanTrainer(config, run_dir, split)
+original = trainer._periodic
+def periodic(step):
+    original(step)
+    if step == {step}:
+        os.kill(os.getpid(), signal.SIGKILL)
+trainer._periodic = periodic
+trainer.train(verbose=0)
+"""
+
+
+def test_a_killed_gan_run_resumes_from_its_last_checkpoint_with_the_same_step_count(sample_root, tmp_path):
+    config = gan_config(sample_root, tmp_path / "run", epochs=2, steps_per_epoch=3, pretrain_epochs=1)
+    total = (1 + 2) * 3
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_STEP.format(config=repr(config.to_dict()), step=5)],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert len(history_rows(config.out)) == 5  # steps 1-5 logged, checkpoint at step 4
+
+    run_dir = train.train(config, resume=True, verbose=0)
+    steps = [int(r["step"]) for r in history_rows(run_dir)]
+    assert steps == list(range(1, total + 1))  # the step after the checkpoint is redone, never duplicated
+    phases = [r["phase"] for r in history_rows(run_dir)]
+    assert phases == ["pretrain"] * 3 + ["gan"] * 6
+    assert (run_dir / "checkpoints" / "generator.keras").exists()
+
+
+def test_gan_learns_colour_and_beats_the_gray_baseline(sample_root, tmp_path):
+    config = gan_config(sample_root, tmp_path / "run", epochs=6, pretrain_epochs=4, checkpoint_every=50)
+    run_dir = train.train(config, verbose=0)
+    held_out = procedural_test_images(sample_root, 32)
+    _, ab_true = color.rgb_to_model_io(held_out)
+    gray_auc = metrics.auc(np.zeros_like(ab_true.numpy()), color.denormalize_ab(ab_true.numpy()))
+    assert auc_of(run_dir, held_out) > gray_auc + 0.02
+
+
+# --- Distribution strategies (two logical CPUs, in a fresh process) ---------------------
+
+MIRRORED = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import colorkit
+from colorkit import train
+from colorkit.experiments import TrainConfig
+config = TrainConfig.from_dict({config})
+strategy = train.make_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+run_dir = train.train(config, verbose=0)
+print("OK", run_dir)
+"""
+
+
+@pytest.mark.parametrize("experiment", ["strided_cnn_dogs", "unet_gan"])
+def test_mirrored_strategy_on_two_logical_cpus(sample_root, tmp_path, experiment):
+    config = small_config(sample_root, tmp_path / "run", experiment=experiment, epochs=1, steps_per_epoch=2,
+                          strategy="mirrored", discriminator_options={"width": 0.25})
+    result = subprocess.run([sys.executable, "-c", MIRRORED.format(config=repr(config.to_dict()))],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert len(history_rows(config.out)) == (1 if experiment == "strided_cnn_dogs" else 2)
+
+
+# --- Validation and the CLI -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": -1}, "--epochs"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"image_size": 30}, "multiple of"),
+        ({"learning_rate": float("nan")}, "--learning-rate"),
+        ({"model": "nope"}, "unknown model"),
+        ({"optimizer": "sgd9"}, "--optimizer"),
+        ({"jit_compile": "on", "strategy": "mirrored"}, "jit"),
+        ({"loss": "rebalanced_ce"}, "classification model"),
+    ],
+)
+def test_absurd_values_are_refused_before_any_work(changes, message):
+    with pytest.raises(ColorkitError, match=message):
+        train.validate(TrainConfig().replace(**changes))
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "colorkit", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "strided_cnn", "--epochs", "-3"], "--epochs"),
+        (["--model", "strided_cnn", "--image-size", "100"], "multiple of"),
+        (["--model", "not_a_model"], "unknown model"),
+        (["--model", "strided_cnn", "--dataset", "coco2017"], "--root"),
+        (["--model", "strided_cnn", "--model-option", "width"], "KEY=VALUE"),
+    ],
+)
+def test_train_cli_bad_values_are_one_line_and_nonzero(tmp_path, args, message):
+    result = run_cli("train", *args, "--out", str(tmp_path / "run"))
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_and_evaluate_cli_end_to_end(sample_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--model", "strided_cnn", "--data", str(sample_root), "--image-size", "32",
+                     "--epochs", "1", "--steps-per-epoch", "2", "--model-option", "width=0.25",
+                     "--out", str(run_dir), "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_cli("evaluate", "--run", str(run_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(run_dir / "eval" / "test" / "summary.csv", newline="") as f:
+        summary = {row["method"]: row for row in csv.DictReader(f)}
+    assert set(summary) == {"model", "gray", "random"}
+    assert float(summary["gray"]["psnr_db"]) > 10

@@ -1,0 +1,172 @@
+"""colorkit.models.zhang: Zhang et al.'s ECCV16 network, its annealed-mean decode, saving."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from colorkit import color, losses, quantize
+from colorkit.errors import ColorkitError
+from colorkit.models.zhang import AnnealedMeanDecode, build_zhang_eccv16, zhang_inference_model
+
+BINS = quantize.ab_bins()
+Q = len(BINS)
+SIZES = ((64, 64), (128, 128), (256, 256), (64, 96))
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return build_zhang_eccv16(width=0.125)
+
+
+def trainable_count(model):
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+def expected_parameters(num_bins):
+    """The architecture's arithmetic: kernels and biases of every conv, BatchNorm's scale and shift."""
+    def conv(kernel, c_in, c_out):
+        return kernel * kernel * c_in * c_out + c_out
+
+    blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3), (512, 3), (512, 3)]
+    total, channels = 0, 1
+    for width, convs in blocks:
+        for _ in range(convs):
+            total += conv(3, channels, width)
+            channels = width
+        total += 2 * width
+    total += conv(4, 512, 256) + 2 * conv(3, 256, 256)
+    return total + conv(1, 256, num_bins)
+
+
+# --- Shapes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height, width", SIZES)
+def test_logits_at_a_quarter_and_ab_at_full_resolution(small_model, rng, height, width):
+    l_norm = rng.uniform(-1, 1, (1, height, width, 1)).astype(np.float32)
+    logits = small_model.predict(l_norm, verbose=0)
+    assert logits.shape == (1, height // 4, width // 4, Q) and logits.dtype == np.float32
+    ab = zhang_inference_model(small_model).predict(l_norm, verbose=0)
+    assert ab.shape == (1, height, width, 2)
+    assert np.all(np.abs(ab) <= np.abs(BINS).max() / color.AB_RANGE + 1e-6)
+
+
+def test_fixed_sizes_and_refused_sizes():
+    model = build_zhang_eccv16(input_shape=(64, 96, 1), width=0.0625)
+    assert model.output_shape == (None, 16, 24, Q)
+    assert [tensor.name for tensor in model.inputs] == ["l"] and model.output_names == ["bin_logits"]
+    assert zhang_inference_model(model).output_shape == (None, 64, 96, 2)
+    with pytest.raises(ColorkitError, match="multiples of 8"):
+        build_zhang_eccv16(input_shape=(60, 64, 1))
+    with pytest.raises(ColorkitError, match="num_bins"):
+        build_zhang_eccv16(num_bins=1)
+
+
+# --- Architecture ------------------------------------------------------------------------------
+
+
+def test_parameter_count_matches_the_architecture():
+    for num_bins in (Q, 313):
+        count = trainable_count(build_zhang_eccv16(num_bins=num_bins))
+        assert count == expected_parameters(num_bins)
+        assert abs(count - 32.2e6) / 32.2e6 < 0.01
+    assert expected_parameters(Q) == 32_245_665
+
+
+def test_blocks_strides_dilations_and_batchnorm_after_relu(small_model):
+    layer = small_model.get_layer
+    for block, convs, stride, dilation in [(1, 2, 2, 1), (2, 2, 2, 1), (3, 3, 2, 1), (4, 3, 1, 1),
+                                           (5, 3, 1, 2), (6, 3, 1, 2), (7, 3, 1, 1)]:
+        last = layer(f"conv{block}_{convs}")
+        assert last.strides == (stride, stride) and last.dilation_rate == (dilation, dilation)
+        assert all(layer(f"conv{block}_{i}").strides == (1, 1) for i in range(1, convs))
+        assert all(layer(f"conv{block}_{i}").activation is keras.activations.relu for i in range(1, convs + 1))
+        assert layer(f"conv{block}_norm").input is last.output  # BatchNorm right after the ReLU
+    up = layer("conv8_1")
+    assert isinstance(up, keras.layers.Conv2DTranspose) and up.kernel_size == (4, 4) and up.strides == (2, 2)
+    assert layer("conv8_3").output is layer("bin_logits").input  # no BatchNorm in conv8
+    assert layer("bin_logits").kernel_size == (1, 1)
+    assert not any(isinstance(item, keras.layers.Lambda) for item in small_model.layers)
+
+
+def test_same_seed_same_weights():
+    first, again, other = (build_zhang_eccv16(width=0.0625, seed=s) for s in (5, 5, 6))
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+# --- Decoding ---------------------------------------------------------------------------------
+
+
+def test_decode_of_a_confident_map_is_that_bin_everywhere():
+    bin_index = int(np.flatnonzero((BINS == [30, -40]).all(1))[0])
+    logits = np.zeros((1, 3, 5, Q), np.float32)
+    logits[..., bin_index] = 50.0
+    ab_norm = AnnealedMeanDecode()(logits).numpy()
+    assert ab_norm.shape == (1, 12, 20, 2)
+    assert np.allclose(ab_norm, np.array([30, -40]) / color.AB_RANGE, atol=1e-5)
+
+
+def test_decode_at_temperature_one_of_uniform_logits_is_the_mean_bin():
+    ab_norm = AnnealedMeanDecode(temperature=1.0)(np.zeros((1, 2, 2, Q), np.float32)).numpy()
+    assert np.allclose(ab_norm, BINS.mean(0) / color.AB_RANGE, atol=1e-5)
+
+
+def test_decode_config_keeps_temperature_and_bins():
+    custom = BINS[::2]
+    layer = AnnealedMeanDecode(temperature=0.2, bins=custom)
+    config = layer.get_config()
+    assert config["temperature"] == 0.2 and np.array_equal(config["bins"], custom)
+    assert np.array_equal(AnnealedMeanDecode.from_config(config).bins, custom)
+
+
+def test_inference_model_refuses_other_bins_and_bad_temperatures(small_model):
+    with pytest.raises(ColorkitError, match="trained on"):
+        zhang_inference_model(small_model, bins=BINS[:100])
+    with pytest.raises(ColorkitError, match="temperature"):
+        zhang_inference_model(small_model, temperature=0.0)
+
+
+# --- Training and saving -----------------------------------------------------------------------
+
+
+def test_trains_with_the_rebalanced_loss_on_ab_targets(rng):
+    model = build_zhang_eccv16(input_shape=(32, 32, 1), width=0.0625)
+    l_norm = rng.uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
+    ab_quarter = color.normalize_ab(rng.uniform(-60, 60, (4, 8, 8, 2)).astype(np.float32))
+    weights = quantize.rebalance_weights(quantize.empirical_prior(color.denormalize_ab(ab_quarter)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.RebalancedCrossEntropy(weights))
+    history = model.fit(l_norm, ab_quarter, batch_size=2, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+RELOAD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import keras
+    import colorkit.models.zhang  # registers AnnealedMeanDecode
+    folder = sys.argv[1]
+    l_norm = np.load(folder + "/l.npy")
+    outputs = {name: keras.models.load_model(f"{folder}/{name}.keras").predict(l_norm, verbose=0)
+               for name in ("logits", "decoded")}
+    np.savez(folder + "/reloaded.npz", **outputs)
+    """
+)
+
+
+def test_keras_round_trip_in_a_new_process(small_model, tmp_path, rng):
+    decoded = zhang_inference_model(small_model, temperature=0.3)
+    l_norm = rng.uniform(-1, 1, (2, 64, 96, 1)).astype(np.float32)
+    expected = {"logits": small_model.predict(l_norm, verbose=0), "decoded": decoded.predict(l_norm, verbose=0)}
+    small_model.save(tmp_path / "logits.keras")
+    decoded.save(tmp_path / "decoded.keras")
+    np.save(tmp_path / "l.npy", l_norm)
+    subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path)], check=True, timeout=300)
+    reloaded = np.load(tmp_path / "reloaded.npz")
+    for name, values in expected.items():
+        np.testing.assert_array_equal(reloaded[name], values, err_msg=name)
