@@ -9,6 +9,7 @@ code 2; nothing here prints a traceback for them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from colorkit.errors import ColorkitError
@@ -74,13 +75,131 @@ def run_data_list(args) -> int:
     return 0
 
 
+def parse_key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, value); the value is read as JSON when it is JSON
+    (0.25, true, [1, 2]) and kept as a string otherwise (bilinear)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ColorkitError(f"options are given as KEY=VALUE (e.g. width=0.25), got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def add_train_command(subparsers):
+    """``colorkit train``: one report recipe (or a model's default recipe) with overrides."""
+    from colorkit import experiments, models, train
+
+    parser = subparsers.add_parser("train", help="train a model; writes one run folder")
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--model", help=f"one of {', '.join(models.available())}")
+    what.add_argument("--experiment", choices=sorted(experiments.EXPERIMENTS), help="a report's recipe")
+    what.add_argument("--scale", choices=experiments.SCALES, default="quick", help="the recipe's scale (default quick)")
+    what.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                      help="a builder option, e.g. width=0.25 (repeatable)")
+    data = parser.add_argument_group("data (default: the sample set)")
+    data.add_argument("--data", help="any folder of images (its train/ val/ test/ or a seeded 70/10/20)")
+    data.add_argument("--dataset", help="a named dataset (`python -m colorkit data list`)")
+    data.add_argument("--root", help="the named dataset's folder")
+    data.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                      help="e.g. breed=basset_hound or limit=400 (repeatable)")
+    knobs = parser.add_argument_group("hyper-parameters (default: the recipe's)")
+    for flag, kind in (("--image-size", int), ("--epochs", int), ("--batch-size", int), ("--seed", int),
+                       ("--steps-per-epoch", int), ("--learning-rate", float), ("--pretrain-epochs", int),
+                       ("--l1-weight", float), ("--sample-every", int)):
+        knobs.add_argument(flag, type=kind)
+    for name, allowed in train.CHOICES.items():
+        knobs.add_argument(f"--{name.replace('_', '-')}", choices=allowed)
+    run = parser.add_argument_group("the run")
+    run.add_argument("--out", help="run folder (default runs/<model>-<time>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_train)
+
+
+#: CLI flags copied into TrainConfig fields of the same name when given.
+_TRAIN_FLAGS = ("image_size", "epochs", "batch_size", "seed", "steps_per_epoch", "learning_rate", "pretrain_epochs",
+                "l1_weight", "sample_every", "trainer", "loss", "optimizer", "strategy", "mixed_precision",
+                "jit_compile", "gan_loss", "out")
+
+
+def train_config_from_args(args):
+    """The ``TrainConfig`` a ``train`` command line asks for (not yet validated)."""
+    from colorkit import experiments
+
+    if not args.model and not args.experiment:
+        raise ColorkitError("say what to train: --model NAME or --experiment NAME")
+    experiment = args.experiment or experiments.default_experiment_for(args.model)
+    changes = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
+    if args.model:
+        changes["model"] = args.model
+    if args.model_option:
+        changes["model_options"] = dict(map(parse_key_value, args.model_option))
+    changes.update(data_changes(args))
+    if experiment is None:
+        return experiments.TrainConfig().replace(**changes)
+    return experiments.experiment_config(experiment, args.scale, **changes)
+
+
+def data_changes(args) -> dict:
+    """TrainConfig fields for --data / --dataset / --root / --dataset-option."""
+    if args.data and args.dataset:
+        raise ColorkitError("give either --data DIR (any folder) or --dataset NAME --root DIR, not both")
+    if args.data:
+        return {"dataset": "folder", "root": args.data, "dataset_options": {}}
+    if not args.dataset:
+        return {}
+    if args.dataset != "sample" and not args.root:
+        raise ColorkitError(f"--dataset {args.dataset} needs --root DIR, the folder holding it (see datasets/README.md)")
+    changes = {"dataset": args.dataset, "root": args.root, "dataset_options": {}}
+    if args.dataset_option:
+        changes["dataset_options"] = dict(map(parse_key_value, args.dataset_option))
+    return changes
+
+
+def run_train(args) -> int:
+    from colorkit import train
+
+    run_dir = train.train(train_config_from_args(args), resume=args.resume, verbose=0 if args.quiet else 1)
+    print(f"run written to {run_dir}")
+    return 0
+
+
+def add_evaluate_command(subparsers):
+    parser = subparsers.add_parser("evaluate", help="score a run against the gray and random baselines")
+    parser.add_argument("--run", required=True, help="a run folder written by `train`")
+    parser.add_argument("--data", help="evaluate on this folder of images instead of the run's own data")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--out", help="output folder (default RUN/eval/SPLIT)")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from colorkit import evaluate
+
+    out = evaluate.evaluate_run(args.run, split_name=args.split, data_root=args.data, out=args.out)
+    print((out / "summary.md").read_text(encoding="utf-8"), end="")
+    print(f"tables written to {out}")
+    return 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (like every other user error)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m colorkit",
         description="colorkit: deep image colorization course kit",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_data_commands(subparsers)
+    add_train_command(subparsers)
+    add_evaluate_command(subparsers)
     return parser
 
 

@@ -103,8 +103,11 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.model}-{stamp}"
 
 
-def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig]:
-    """Create the run folder, or reopen it for ``resume`` with its saved config."""
+def resolve_run(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig]:
+    """The run folder and the config to train with; touches nothing on disk.
+
+    A folder holding a run is only reused with ``resume``; its saved config then
+    wins over ``config`` except for ``epochs`` (so a finished run can be extended)."""
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     config_path = run_dir / "config.json"
     if config_path.exists():
@@ -114,9 +117,29 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfi
         config = TrainConfig.from_dict({**saved, "epochs": config.epochs, "out": str(run_dir)})
     elif resume:
         raise ColorkitError(f"nothing to resume: {config_path} does not exist")
+    return run_dir, config.replace(out=str(run_dir))
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig]:
+    """``resolve_run``, then create the run folder's sub-folders."""
+    run_dir, config = resolve_run(config, resume)
     for sub in ("checkpoints", "samples", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    return run_dir, config.replace(out=str(run_dir))
+    return run_dir, config
+
+
+def start_run(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig, dict]:
+    """Everything before the first step, in the order that keeps mistakes cheap:
+    check the values and the data first, and only then create the run folder,
+    seed, and write ``split.json`` and ``config.json``. Returns (folder, config, split)."""
+    run_dir, config = resolve_run(config, resume)
+    validate(config)
+    split = load_data_split(config)
+    run_dir, config = prepare_run_dir(config, resume)
+    keras.utils.set_random_seed(config.seed)
+    splits.write_manifest(split, run_dir / "split.json", dataset=config.dataset, seed=config.seed)
+    write_config(run_dir, config, split)
+    return run_dir, config, split
 
 
 def environment_info() -> dict:
@@ -372,12 +395,7 @@ def training_prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.
 
 def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=()) -> Path:
     """Train a regression or classification model with Keras ``fit``; returns the run folder."""
-    validate(config)
-    run_dir, config = prepare_run_dir(config, resume)
-    keras.utils.set_random_seed(config.seed)
-    split = load_data_split(config)
-    splits.write_manifest(split, run_dir / "split.json", dataset=config.dataset, seed=config.seed)
-    write_config(run_dir, config, split)
+    run_dir, config, split = start_run(config, resume)
 
     bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
     class_weights = None
@@ -411,7 +429,8 @@ def make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, l1_w
     to fool it while staying close to the truth in L1 (weighted by lambda).
     ``_gradient_loss`` handles the two technicalities: replicas of a
     distribution strategy sum their gradients, and mixed float16 scales the loss
-    (a multiplication the LossScaleOptimizer undoes when applying gradients)."""
+    (a multiplication the LossScaleOptimizer undoes when applying gradients).
+    It is called inside the tapes: a tape only differentiates what it recorded."""
 
     @tf.function(jit_compile=jit_compile)
     def train_step(l_norm, ab_true):
@@ -424,9 +443,11 @@ def make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, l1_w
             g_l1 = losses.l1(ab_true, ab_fake)
             g_total = g_adversarial + l1_weight * g_l1
             d_total = losses.discriminator_loss(real_logits, fake_logits, kind=gan_loss)
+            g_objective = _gradient_loss(g_optimizer, g_total)
+            d_objective = _gradient_loss(d_optimizer, d_total)
 
-        g_grads = g_tape.gradient(_gradient_loss(g_optimizer, g_total), generator.trainable_variables)
-        d_grads = d_tape.gradient(_gradient_loss(d_optimizer, d_total), discriminator.trainable_variables)
+        g_grads = g_tape.gradient(g_objective, generator.trainable_variables)
+        d_grads = d_tape.gradient(d_objective, discriminator.trainable_variables)
         g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
         d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
         return {"d_loss": d_total, "g_loss": g_adversarial, "g_l1": g_l1, "g_total": g_total}
@@ -441,7 +462,8 @@ def make_l1_pretrain_step(generator, g_optimizer, jit_compile=False):
     def pretrain_step(l_norm, ab_true):
         with tf.GradientTape() as tape:
             g_l1 = losses.l1(ab_true, generator(l_norm, training=True))
-        grads = tape.gradient(_gradient_loss(g_optimizer, g_l1), generator.trainable_variables)
+            objective = _gradient_loss(g_optimizer, g_l1)
+        grads = tape.gradient(objective, generator.trainable_variables)
         g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
         return {"g_l1": g_l1}
 
@@ -522,8 +544,10 @@ class GanTrainer:
         data = self.train_data
         if self.config.strategy != "default":
             data = self.strategy.experimental_distribute_dataset(data)
-        progress = keras.utils.Progbar(self.total_steps, initial=start, verbose=verbose,
-                                       stateful_metrics=["d_loss", "g_loss", "g_l1"])
+        # Every logged value is the current step's, not a running average: all "stateful".
+        progress = keras.utils.Progbar(self.total_steps, verbose=verbose,
+                                       stateful_metrics=["d_loss", "g_loss", "g_l1", "g_total"])
+        progress.update(start)  # a resumed run's bar starts where it stopped
         with self._history_writer() as history:
             while int(self.step.numpy()) < self.total_steps:
                 for l_norm, ab_true in data:
@@ -600,12 +624,7 @@ def _truncate_history(path: Path, last_step: int) -> None:
 
 def train_gan(config: TrainConfig, resume: bool = False, verbose: int = 1) -> Path:
     """Train the U-Net generator against the PatchGAN; returns the run folder."""
-    validate(config)
-    run_dir, config = prepare_run_dir(config, resume)
-    keras.utils.set_random_seed(config.seed)
-    split = load_data_split(config)
-    splits.write_manifest(split, run_dir / "split.json", dataset=config.dataset, seed=config.seed)
-    write_config(run_dir, config, split)
+    run_dir, config, split = start_run(config, resume)
     trainer = GanTrainer(config, run_dir, split)
     trainer.train(verbose=verbose)
     with atomic_path(run_dir / "checkpoints" / "generator.keras") as tmp:

