@@ -93,6 +93,26 @@ def check_input_shape(input_shape, multiple: int, model_name: str, minimum: int 
     return shape
 
 
+def check_hint_options(hints, global_hints, num_bins, model_name: str) -> int | None:
+    """The number of bins a global hint has (None without one); refuse inconsistent options."""
+    for option, value in (("hints", hints), ("global_hints", global_hints)):
+        if not isinstance(value, bool):
+            raise ColorkitError(f"{model_name}: {option} must be True or False, got {value!r}")
+    if global_hints and not hints:
+        raise ColorkitError(f"{model_name}: global_hints=True needs hints=True (a user-guided model)")
+    if not global_hints:
+        if num_bins is not None:
+            raise ColorkitError(f"{model_name}: num_bins is the size of the global hint; it needs global_hints=True")
+        return None
+    if num_bins is None:
+        from colorkit import quantize
+
+        return len(quantize.ab_bins())
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 3:
+        raise ColorkitError(f"{model_name}: num_bins must be an integer >= 3, got {num_bins!r}")
+    return int(num_bins)
+
+
 def batch_norm(name: str, gamma_initializer="ones") -> keras.layers.BatchNormalization:
     """BatchNorm with PyTorch's constants (eps 1e-5, running averages updated by 0.1 per step).
 

@@ -40,8 +40,11 @@ import keras
 from keras import layers
 
 from colorkit.errors import ColorkitError
-from colorkit.models.blocks import AB_CHANNELS, Seeds, batch_norm, check_input_shape, check_width, scaled
+from colorkit.models.blocks import (
+    AB_CHANNELS, Seeds, batch_norm, check_hint_options, check_input_shape, check_width, scaled,
+)
 from colorkit.models.fusion import GLOBAL_UNITS, fusion_block
+from colorkit.models.hints import GLOBAL_HINT_UNITS, hint_inputs, join_global_hint
 
 #: Encoder filters per level at width 1; a depth-d U-Net uses the first d.
 ENCODER_FILTERS = (64, 128, 256, 512, 512, 512, 512, 512)
@@ -119,6 +122,9 @@ def build_unet_generator(
     depth=None,
     width: float = 1.0,
     fusion: bool = False,
+    hints: bool = False,
+    global_hints: bool = False,
+    num_bins: int | None = None,
     seed: int = 0,
     name: str = "unet_generator",
 ) -> keras.Model:
@@ -126,15 +132,22 @@ def build_unet_generator(
 
     ``depth``: number of stride-2 levels (None: from the input size, see the
     module notes); ``width`` scales every channel count; ``fusion`` adds the
-    global fusion layer (fusion.py) on the encoder's 1/8 map."""
+    global fusion layer (fusion.py) on the encoder's 1/8 map. ``hints`` makes it
+    user-guided (models/hints.py: inputs "l", "hint_ab", "hint_mask");
+    ``global_hints`` adds the "hint_hist" input over ``num_bins`` ab bins
+    (default: colorkit's bin set), fused at the same 1/8 level."""
     check_input_shape(input_shape, unet_required_multiple(depth), name)
     depth = unet_depth(input_shape, depth)
     width = check_width(width, name)
+    num_bins = check_hint_options(hints, global_hints, num_bins, name)
     seeds, kernel_init, gamma_init = _weight_initializers(seed)
     filters = [scaled(count, width) for count in ENCODER_FILTERS[:depth]]
 
-    l_input = keras.Input(input_shape, name="l")
-    x, skips = l_input, []
+    if hints:
+        inputs, x = hint_inputs(input_shape, global_hints, num_bins)
+    else:
+        inputs = x = keras.Input(input_shape, name="l")
+    skips = []
     for level in range(1, depth + 1):  # level k works at 1/2**k of the input size
         x = down_block(
             x, filters[level - 1], strides=2, normalize=level > 1, use_bias=False,
@@ -142,6 +155,8 @@ def build_unet_generator(
         )
         if fusion and level == FUSION_LEVEL:
             x = fusion_block(x, units=scaled(GLOBAL_UNITS, width), kernel_init=kernel_init)
+        if global_hints and level == FUSION_LEVEL:
+            x = join_global_hint(x, inputs[-1], units=scaled(GLOBAL_HINT_UNITS, width), kernel_init=kernel_init)
         skips.append(x)
     for level in range(depth - 1, 0, -1):  # back up to 1/2, joining the encoder map of each size
         x = up_block(
@@ -153,7 +168,7 @@ def build_unet_generator(
         AB_CHANNELS, 4, strides=2, padding="same", kernel_initializer=kernel_init(), name="up0_conv"
     )(x)
     ab = layers.Activation("tanh", dtype="float32", name="ab")(x)
-    return keras.Model(l_input, ab, name=name)
+    return keras.Model(inputs, ab, name=name)
 
 
 def up_block(x, filters: int, *, dropout: bool, seeds: Seeds, kernel_init, gamma_init, name: str):

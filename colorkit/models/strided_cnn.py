@@ -19,8 +19,9 @@ import keras
 from keras import layers
 
 from colorkit.models.blocks import (
-    AB_CHANNELS, Seeds, check_choice, check_input_shape, check_width, scaled,
+    AB_CHANNELS, Seeds, check_choice, check_hint_options, check_input_shape, check_width, scaled,
 )
+from colorkit.models.hints import hint_inputs
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
@@ -32,16 +33,19 @@ def build_strided_cnn(
     input_shape=(None, None, 1),
     width: float = 1.0,
     output_activation: str = "tanh",
+    hints: bool = False,
     seed: int = 0,
     name: str = "strided_cnn",
 ) -> keras.Model:
     """The report's network: normalised L ("l") -> normalised ab ("ab"), same size.
 
     ``width`` multiplies every hidden channel count (0.25 trains on a laptop CPU);
-    ``seed`` fixes the initial weights."""
+    ``hints`` makes it user-guided (local hints as extra input channels, see
+    models/hints.py); ``seed`` fixes the initial weights."""
     check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
     width = check_width(width, name)
     check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation", name)
+    check_hint_options(hints, False, None, name)
     kernel_init = Seeds(seed).initializers("glorot_uniform")
 
     def conv(x, filters, label, strides=1):
@@ -50,8 +54,11 @@ def build_strided_cnn(
             kernel_initializer=kernel_init(), name=label,
         )(x)
 
-    l_input = keras.Input(input_shape, name="l")
-    x = conv(l_input, 128, "conv1")
+    if hints:
+        inputs, x = hint_inputs(input_shape)
+    else:
+        inputs = x = keras.Input(input_shape, name="l")
+    x = conv(x, 128, "conv1")
     x = conv(x, 128, "conv2", strides=2)  # 1/2
     x = conv(x, 256, "conv3")
     x = conv(x, 256, "conv4", strides=2)  # 1/4
@@ -70,4 +77,4 @@ def build_strided_cnn(
     )(x)
     # float32 output even under a mixed-precision policy: losses and metrics stay exact.
     ab = layers.UpSampling2D(name="ab", dtype="float32")(x)  # full size
-    return keras.Model(l_input, ab, name=name)
+    return keras.Model(inputs, ab, name=name)
