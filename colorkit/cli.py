@@ -111,6 +111,12 @@ def add_train_command(subparsers):
         knobs.add_argument(flag, type=kind)
     for name, allowed in train.CHOICES.items():
         knobs.add_argument(f"--{name.replace('_', '-')}", choices=allowed)
+    guided = parser.add_argument_group("user-guided colorization (simulated users give hints while it trains)")
+    guided.add_argument("--hints", action="store_true", default=None,
+                        help="train the model's hint variant (unet_generator, strided_cnn)")
+    guided.add_argument("--global-hints", action="store_true", default=None,
+                        help="also a global hint: the target's ab histogram (unet_generator)")
+    guided.add_argument("--hint-location", choices=("uniform", "gaussian"), help="where simulated points fall")
     run = parser.add_argument_group("the run")
     run.add_argument("--out", help="run folder (default runs/<model>-<time>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
@@ -121,7 +127,7 @@ def add_train_command(subparsers):
 #: CLI flags copied into TrainConfig fields of the same name when given.
 _TRAIN_FLAGS = ("image_size", "epochs", "batch_size", "seed", "steps_per_epoch", "learning_rate", "pretrain_epochs",
                 "l1_weight", "sample_every", "trainer", "loss", "optimizer", "strategy", "mixed_precision",
-                "jit_compile", "gan_loss", "out")
+                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location")
 
 
 def train_config_from_args(args):

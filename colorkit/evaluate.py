@@ -3,7 +3,8 @@ report should show (gray: ab = 0; random colours), per image and summarised.
 
 Writes ``per_image.csv`` (one row per method and image) and ``summary.csv`` /
 ``summary.md`` (one row per method: mean and 95% confidence interval of each
-metric) into the output folder. The rebalanced AuC weighs pixels by the inverse
+metric) into the output folder; for a user-guided model also ``hints_curve``
+(PSNR against the number of hints a simulated user gives). The rebalanced AuC weighs pixels by the inverse
 of the *training* split's colour prior, as Zhang et al. do.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorkit import color, colorize, metrics, quantize, report, train
+from colorkit import color, colorize, hints, metrics, quantize, report, train
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
 
@@ -29,17 +30,43 @@ def load_split_images(config, split_name: str, split: dict) -> tuple[list[str], 
     return paths, np.concatenate([b.numpy() for b in batches])
 
 
-def method_predictions(run_dir, config, truth: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(RGB, raw ab) predicted by the model and by the baselines, all from the true L."""
-    colorizer = colorize.as_colorizer(colorize.load_model(run_dir), temperature=config.temperature)
+def method_predictions(colorizer, truth: np.ndarray, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(RGB, raw ab) predicted by the model (without hints) and by the baselines, all from the true L."""
     model_lab = np.stack([colorize.colorize_lab(colorizer, image) for image in truth])
     gray = metrics.gray_baseline(truth)
-    random = metrics.random_baseline(truth, seed=config.seed)
+    random = metrics.random_baseline(truth, seed=seed)
     return {
         "model": (color.lab_to_rgb(model_lab), model_lab[..., 1:]),
         "gray": (gray, np.zeros(truth.shape[:-1] + (2,), np.float32)),
         "random": (random, color.rgb_to_lab(random)[..., 1:]),
     }
+
+
+#: The numbers of points of the user-guided curve (as in Zhang et al. 2017's figure).
+HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
+
+
+def psnr_by_hint_count(colorizer, truth: np.ndarray, counts=HINT_COUNTS, seed: int = 0) -> list[dict]:
+    """Mean PSNR and its 95% interval when a simulated user gives ``n`` points drawn
+    from the true colours, for each n in ``counts``: how much a hint model
+    listens to its hints. The same seed draws the same points for every run."""
+    l_norm, ab_true = color.rgb_to_model_io(truth)
+    rows = []
+    for count in counts:
+        feed = hints.feed_with_true_hints(colorizer, l_norm.numpy(), ab_true, count, seed)
+        pred = color.model_io_to_rgb(l_norm, colorize.predict_ab(colorizer, feed))
+        mean, half_width = metrics.mean_and_ci95(metrics.psnr_per_image(pred, truth))
+        rows.append({"hints": count, "psnr_db": mean, "psnr_db_ci95": half_width})
+    return rows
+
+
+def write_hint_curve(colorizer, truth: np.ndarray, out: Path, seed: int = 0) -> list[dict]:
+    """``hints_curve.csv``/``.md``/``.png`` in ``out``: PSNR against the number of hints."""
+    rows = psnr_by_hint_count(colorizer, truth, seed=seed)
+    report.write_table(rows, out / "hints_curve")
+    report.metric_curve(rows, "hints", "psnr_db", out / "hints_curve.png", xlabel="points given by the user",
+                        ylabel="PSNR (dB)", title="User-guided colorization: PSNR against hints")
+    return rows
 
 
 def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) -> Path:
@@ -54,9 +81,12 @@ def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) ->
     paths, truth = load_split_images(config, split_name, split)
     out = Path(out) if out else run_dir / "eval" / split_name
     rows = []
-    for method, (pred_rgb, pred_ab) in method_predictions(run_dir, config, truth).items():
+    colorizer = colorize.as_colorizer(colorize.load_model(run_dir), temperature=config.temperature)
+    for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, config.seed).items():
         for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
             rows.append({"method": method, "image": path, **row})
     report.write_table(rows, out / "per_image")
     report.write_table(metrics.summarize(rows, by="method"), out / "summary")
+    if hints.takes_hints(colorizer):
+        write_hint_curve(colorizer, truth, out, seed=config.seed)
     return out

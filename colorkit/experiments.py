@@ -43,6 +43,10 @@ class TrainConfig:
     # Zhang classification head
     temperature: float = 0.38
     rebalance_lambda: float = 0.5
+    # user-guided colorization (colorkit.hints): simulated local hints, optional global histogram
+    hints: bool = False
+    global_hints: bool = False
+    hint_location: str = "uniform"  # "uniform" or "gaussian" (around the centre)
     # GAN
     l1_weight: float = 100.0
     gan_loss: str = "bce"  # "bce" or "lsgan"

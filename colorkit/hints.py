@@ -309,12 +309,14 @@ def ab_histograms(ab_norm, bins=None):
 GLOBAL_HINT_SHARE = 0.5
 
 
-def with_simulated_hints(batches, seed: int = 0, global_hints: bool = False, location: str = "uniform"):
+def with_simulated_hints(batches, seed: int = 0, global_hints: bool = False, location: str = "uniform",
+                         new_each_epoch: bool = True):
     """``(l_norm, ab_norm)`` batches -> ``(inputs, ab_norm)`` batches for a hint model,
     ``inputs`` being the dict of its named inputs with simulated local hints (and,
     with ``global_hints``, the true histogram for ``GLOBAL_HINT_SHARE`` of the
-    images, zeros for the others). New random hints every epoch, seeded."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    images, zeros for the others). Seeded; ``new_each_epoch`` draws new hints on
+    every pass (training), else the same ones (validation, comparable epochs)."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=new_each_epoch).batch(2)
 
     def add(pair, seed_pair):
         l_norm, ab_norm = pair
@@ -326,3 +328,12 @@ def with_simulated_hints(batches, seed: int = 0, global_hints: bool = False, loc
         return inputs, ab_norm
 
     return tf.data.Dataset.zip((batches, seeds)).map(add, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def feed_with_true_hints(model, l_norm, ab_norm, count: int, seed: int = 0):
+    """A model's inputs for images whose true colours are known: ``count`` points per
+    image drawn by a simulated user from the truth (0: no hint, the automatic
+    path). This is how a sample grid shows a hint model and how the evaluation
+    draws its "PSNR against the number of hints" curve."""
+    hint_ab, hint_mask = simulate_hints(ab_norm, [seed, count], counts=count, max_points=max(count, 1))
+    return model_feed(model, l_norm, hint_ab.numpy(), hint_mask.numpy())

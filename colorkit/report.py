@@ -129,6 +129,32 @@ def loss_curves(history_csv, path, reference=None, reference_label=None) -> Path
     return save_figure(fig, path)
 
 
+def metric_curve(rows, x: str, y: str, path, xlabel=None, ylabel=None, title=None) -> Path:
+    """A metric ``y`` against a setting ``x`` from table rows (dicts or a DataFrame),
+    with the 95% confidence band of column ``<y>_ci95`` when the rows have it.
+
+    The x axis is linear up to 1 and logarithmic beyond (matplotlib's symlog),
+    so settings such as 0, 1, 2, 5, ..., 100 hints are evenly readable."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    missing = [name for name in (x, y) if name not in frame]
+    if missing:
+        raise ColorkitError(f"metric_curve needs columns {missing}; the rows have {list(frame.columns)}")
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(frame[x], frame[y], marker="o")
+    if f"{y}_ci95" in frame:
+        ax.fill_between(frame[x], frame[y] - frame[f"{y}_ci95"], frame[y] + frame[f"{y}_ci95"], alpha=0.2,
+                        label="95% confidence interval")
+        ax.legend()
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
 def lab_channels(rgb, path) -> Path:
     """An RGB image ([H, W, 3] in [0, 1]) next to its L, a and b channels, each with a colour bar.
 

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colorkit import color, losses, models, quantize, report
+from colorkit import color, hints, losses, models, quantize, report
 from colorkit.data import sources, splits
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
@@ -49,6 +49,8 @@ CHOICES = {
     "gan_loss": ("bce", "lsgan"),
 }
 SAMPLE_COUNT = 6  # images in each sample grid
+#: The families with a user-guided (hint) variant; global hints only on the U-Net.
+HINT_MODELS = ("unet_generator", "strided_cnn")
 
 
 # --- Checking a configuration before any work starts --------------------------
@@ -80,6 +82,12 @@ def validate(config: TrainConfig) -> None:
         raise ColorkitError("the GAN trainer regresses ab with L1; the rebalanced cross-entropy is for zhang_eccv16")
     if config.loss == "rebalanced_ce" and not _is_classifier(config.model):
         raise ColorkitError(f"--loss rebalanced_ce needs a classification model (zhang_eccv16), not {config.model}")
+    if config.hints and config.model not in HINT_MODELS:
+        raise ColorkitError(f"--hints needs a model with a hint variant ({', '.join(HINT_MODELS)}), not {config.model}")
+    if config.global_hints and (not config.hints or config.model != "unet_generator"):
+        raise ColorkitError("--global-hints needs --hints and the unet_generator model")
+    if config.hint_location not in hints.LOCATIONS:
+        raise ColorkitError(f"--hint-location must be one of {hints.LOCATIONS}, got {config.hint_location!r}")
     if config.jit_compile == "on" and config.strategy != "default":
         raise ColorkitError("--jit-compile on cannot be forced together with a distribution strategy; use auto")
 
@@ -212,6 +220,10 @@ def make_datasets(config: TrainConfig, split: dict, bins=None):
     if config.loss == "rebalanced_ce":
         encode = _soft_encode_target(bins)
         train, val = train.map(encode, num_parallel_calls=tf.data.AUTOTUNE), val.map(encode)
+    if config.hints:
+        simulate = dict(global_hints=config.global_hints, location=config.hint_location)
+        train = hints.with_simulated_hints(train, seed=config.seed, **simulate)
+        val = hints.with_simulated_hints(val, seed=config.seed + 1, new_each_epoch=False, **simulate)
     return train, val
 
 
@@ -279,6 +291,10 @@ def build_model(config: TrainConfig, bins=None) -> keras.Model:
     options = dict(config.model_options)
     if _is_classifier(config.model) and bins is not None:
         options.setdefault("num_bins", len(bins))
+    if config.hints:
+        options["hints"] = True
+    if config.global_hints:
+        options["global_hints"] = True
     return models.build(config.model, input_shape=(config.image_size, config.image_size, 1), seed=config.seed, **options)
 
 
@@ -335,10 +351,16 @@ class SampleGrid(keras.callbacks.Callback):
             write_sample_grid(self.colorizer(self.model), self.rgb, self.folder / f"epoch_{epoch + 1:04d}.png")
 
 
+#: A hint model's sample grids show it with this many points drawn from the truth.
+SAMPLE_HINTS = 10
+
+
 def write_sample_grid(colorizer: keras.Model, rgb: np.ndarray, path: Path) -> None:
-    """Colorize ``rgb`` from its L alone (BatchNorm in inference mode) and save a grid."""
-    l_norm, _ = color.rgb_to_model_io(rgb)
-    ab_norm = colorizer(l_norm, training=False)
+    """Colorize ``rgb`` from its L (BatchNorm in inference mode) and save a grid;
+    a hint model also gets ``SAMPLE_HINTS`` points drawn from the true colours."""
+    l_norm, ab_true = color.rgb_to_model_io(rgb)
+    feed = hints.feed_with_true_hints(colorizer, l_norm.numpy(), ab_true, SAMPLE_HINTS if hints.takes_hints(colorizer) else 0)
+    ab_norm = colorizer(feed, training=False)
     pred = color.model_io_to_rgb(l_norm, tf.cast(ab_norm, tf.float32)).numpy()
     report.colorization_grid(color.rgb_to_gray(rgb), pred, rgb, path)
 
@@ -415,6 +437,7 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
     model.fit(
         train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
         callbacks=callbacks + list(extra_callbacks), verbose=verbose,
+        shuffle=False,  # the pipeline reshuffles every epoch itself (seeded)
     )
     return run_dir
 
@@ -433,9 +456,10 @@ def make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, l1_w
     It is called inside the tapes: a tape only differentiates what it recorded."""
 
     @tf.function(jit_compile=jit_compile)
-    def train_step(l_norm, ab_true):
+    def train_step(inputs, ab_true):
+        l_norm = inputs["l"] if isinstance(inputs, dict) else inputs  # a hint model also takes its hints
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            ab_fake = generator(l_norm, training=True)
+            ab_fake = generator(inputs, training=True)
             real_logits = discriminator([l_norm, ab_true], training=True)
             fake_logits = discriminator([l_norm, ab_fake], training=True)
 
@@ -459,9 +483,9 @@ def make_l1_pretrain_step(generator, g_optimizer, jit_compile=False):
     """Generator-only L1 step: the optional warm-up before the adversarial phase."""
 
     @tf.function(jit_compile=jit_compile)
-    def pretrain_step(l_norm, ab_true):
+    def pretrain_step(inputs, ab_true):
         with tf.GradientTape() as tape:
-            g_l1 = losses.l1(ab_true, generator(l_norm, training=True))
+            g_l1 = losses.l1(ab_true, generator(inputs, training=True))
             objective = _gradient_loss(g_optimizer, g_l1)
         grads = tape.gradient(objective, generator.trainable_variables)
         g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))

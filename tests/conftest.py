@@ -13,3 +13,13 @@ import pytest  # noqa: E402
 def rng():
     """A seeded numpy generator: tests never depend on global random state."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory):
+    """One built sample set for the whole session (building takes a few seconds)."""
+    from colorkit.data import sample
+
+    root = tmp_path_factory.mktemp("sample")
+    sample.build_sample_set(root)
+    return root

@@ -14,18 +14,11 @@ import pytest
 import tensorflow as tf
 
 from colorkit import color, colorize, metrics, train
-from colorkit.data import pipeline, sample
+from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig, experiment_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sample")
-    sample.build_sample_set(root)
-    return root
 
 
 def small_config(sample_root, run_dir, experiment="strided_cnn_dogs", **changes):
