@@ -4,18 +4,23 @@
 optimiser, loss); where the report is silent, the value chosen here is marked
 with a comment saying where it comes from. ``quick`` keeps the recipe's
 optimiser and loss but trains on the embedded sample set at 64 px for a few
-epochs, so it runs on a 2-core laptop in minutes. Everything is a plain value a
+epochs, so it runs on a 2-core laptop in minutes. ``smoke`` shrinks ``quick``
+to a couple of steps at 32 px, for the tests that run every notebook. Everything is a plain value a
 student can read and change (nanoGPT style): no config framework.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from colorkit.errors import ColorkitError
 
-SCALES = ("quick", "full")
+SCALES = ("smoke", "quick", "full")
+#: Set to 1 (the tests do) to run every notebook at the ``smoke`` scale whatever its SCALE cell says.
+SMOKE_ENV = "COLORKIT_SMOKE"
 
 
 @dataclass
@@ -80,6 +85,11 @@ class TrainConfig:
 
 # The quick scale shared by every recipe: the sample set at 64 px, a few epochs.
 QUICK = dict(dataset="sample", root=None, dataset_options={}, image_size=64, batch_size=16)
+# The smoke scale: the quick recipe shrunk until a notebook runs in seconds (tests only:
+# nothing learns at this size; it checks that every cell runs and writes its files).
+SMOKE = dict(image_size=32, batch_size=8, epochs=1, steps_per_epoch=2, pretrain_epochs=0, sample_every=1,
+             checkpoint_every=1000)
+SMOKE_WIDTH = 0.125
 
 EXPERIMENTS: dict[str, dict] = {
     # Huang, Deng, Feng (Rutgers CS520, 2018): 14-layer strided CNN, MSE + RMSprop.
@@ -145,16 +155,33 @@ EXPERIMENTS: dict[str, dict] = {
 }
 
 
-def experiment_config(name: str, scale: str = "quick", **overrides) -> TrainConfig:
-    """The ``TrainConfig`` of a report's experiment at a scale, with overrides."""
+def experiment_config(name: str, scale: str = "quick", data_root=None, **overrides) -> TrainConfig:
+    """The ``TrainConfig`` of a report's experiment at a scale, with overrides.
+
+    ``data_root``: at ``full`` scale, the folder holding one sub-folder per
+    dataset, named as the loaders are (``DATA_ROOT/stanford_dogs``,
+    ``DATA_ROOT/oxford_pets``...; see datasets/README.md)."""
     if name not in EXPERIMENTS:
         raise ColorkitError(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
     if scale not in SCALES:
         raise ColorkitError(f"unknown scale {scale!r}; use one of {SCALES}")
-    values = dict(QUICK) if scale == "quick" else {}
-    values.update(EXPERIMENTS[name][scale])
+    if scale == "full" and data_root is not None:
+        dataset = overrides.get("dataset", EXPERIMENTS[name]["full"]["dataset"])
+        overrides = {"root": str(Path(data_root) / dataset), **overrides}
+    values = dict(QUICK) if scale != "full" else {}
+    values.update(EXPERIMENTS[name]["full" if scale == "full" else "quick"])
+    if scale == "smoke":
+        values.update(SMOKE, model_options={**values.get("model_options", {}), "width": SMOKE_WIDTH})
     values.update(overrides)
     return TrainConfig().replace(**values)
+
+
+def notebook_scale(scale: str) -> str:
+    """The scale a notebook runs at: its SCALE parameter, or "smoke" when the
+    environment variable COLORKIT_SMOKE is 1 (the tests run every notebook so)."""
+    if scale not in SCALES:
+        raise ColorkitError(f"unknown scale {scale!r}; use one of {SCALES}")
+    return "smoke" if os.environ.get(SMOKE_ENV) == "1" else scale
 
 
 def default_experiment_for(model: str) -> str | None:

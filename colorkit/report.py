@@ -14,6 +14,7 @@ Tables need no ``tabulate``: ``markdown_table`` is a few lines of its own.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import matplotlib.colors
@@ -26,11 +27,25 @@ from colorkit.errors import ColorkitError
 from colorkit.io import atomic_path, atomic_write_text
 
 GRID_TITLES = ("gray input", "prediction", "ground truth")
+#: Environment variable naming the folder reports go to (the tests point it at a temporary folder).
+REPORTS_ENV = "COLORKIT_REPORTS_DIR"
 
 #: a runs from green (negative) to red (positive), b from blue to yellow; both
 #: pass through gray at 0, because ab = 0 *is* gray.
 A_CHANNEL_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list("a_channel", ["#1a9850", "#808080", "#d73027"])
 B_CHANNEL_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list("b_channel", ["#2166ac", "#808080", "#f1c40f"])
+
+
+def reports_root() -> Path:
+    """Where reports go: ``$COLORKIT_REPORTS_DIR`` or the repository's ``reports/``."""
+    return Path(os.environ.get(REPORTS_ENV) or Path(__file__).resolve().parents[1] / "reports")
+
+
+def report_dir(experiment: str) -> Path:
+    """``reports/<experiment>/``, created: where one notebook writes its figures and tables."""
+    folder = reports_root() / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def save_figure(fig: Figure, path) -> Path:

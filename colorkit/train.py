@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from colorkit import color, hints, losses, models, quantize, report
 from colorkit.data import sources, splits
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
-from colorkit.experiments import TrainConfig
+from colorkit.experiments import TrainConfig, experiment_config
 from colorkit.io import atomic_path, atomic_write_text
 
 CHOICES = {
@@ -106,9 +107,18 @@ def _is_classifier(model_name: str) -> bool:
 # --- Run folder -----------------------------------------------------------------
 
 
+#: Environment variable naming the folder that holds run folders (default: the repository's runs/).
+RUNS_ENV = "COLORKIT_RUNS_DIR"
+
+
+def runs_root() -> Path:
+    """Where runs go when no ``out`` is given: ``$COLORKIT_RUNS_DIR`` or the repository's ``runs/``."""
+    return Path(os.environ.get(RUNS_ENV) or Path(__file__).resolve().parents[1] / "runs")
+
+
 def default_run_dir(config: TrainConfig) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.model}-{stamp}"
+    return runs_root() / f"{config.model}-{stamp}"
 
 
 def resolve_run(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig]:
@@ -208,18 +218,19 @@ def load_data_split(config: TrainConfig) -> dict:
     return sources.load_split(config.dataset, config.root, seed=config.seed, **config.dataset_options)
 
 
-def make_datasets(config: TrainConfig, split: dict, bins=None):
+def make_datasets(config: TrainConfig, split: dict):
     """(train, val) tf.data pipelines of (normalised L, target).
 
-    Regression targets are ``ab / 110`` at full resolution; the classification
-    head is trained on soft-encoded targets at a quarter of the resolution,
-    computed in the pipeline (vectorised TF, no per-pixel Python)."""
+    Regression targets are ``ab / 110`` at full resolution. The classification
+    head's target is ``ab / 110`` averaged down to its quarter resolution: the
+    rebalanced loss soft-encodes it next to the model (2 numbers per pixel
+    travel through the pipeline instead of Q)."""
     common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
     train = pipeline.make_dataset(split["train"], augment=config.augment, shuffle=True, repeat=False, **common)
     val = pipeline.make_dataset(split["val"] or split["train"], augment=False, shuffle=False, **common)
     if config.loss == "rebalanced_ce":
-        encode = _soft_encode_target(bins)
-        train, val = train.map(encode, num_parallel_calls=tf.data.AUTOTUNE), val.map(encode)
+        train = train.map(_quarter_resolution_target, num_parallel_calls=tf.data.AUTOTUNE)
+        val = val.map(_quarter_resolution_target)
     if config.hints:
         simulate = dict(global_hints=config.global_hints, location=config.hint_location)
         train = hints.with_simulated_hints(train, seed=config.seed, **simulate)
@@ -227,12 +238,9 @@ def make_datasets(config: TrainConfig, split: dict, bins=None):
     return train, val
 
 
-def _soft_encode_target(bins):
-    def encode(l_norm, ab_norm):
-        ab_quarter = tf.nn.avg_pool2d(color.denormalize_ab(ab_norm), 4, 4, "VALID")
-        return l_norm, quantize.soft_encode(ab_quarter, bins=bins)
-
-    return encode
+def _quarter_resolution_target(l_norm, ab_norm):
+    """The classification head predicts at 1/4 resolution: its target ab is the mean of each 4x4 block."""
+    return l_norm, tf.nn.avg_pool2d(ab_norm, 4, 4, "VALID")
 
 
 def fixed_validation_batch(config: TrainConfig, split: dict) -> np.ndarray:
@@ -287,10 +295,10 @@ def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.
     return optimizer
 
 
-def build_model(config: TrainConfig, bins=None) -> keras.Model:
+def build_model(config: TrainConfig) -> keras.Model:
+    """The model ``config`` names, at the run's image size (the default ``build``
+    of ``fit`` and ``train_gan``; a notebook can pass its own function instead)."""
     options = dict(config.model_options)
-    if _is_classifier(config.model) and bins is not None:
-        options.setdefault("num_bins", len(bins))
     if config.hints:
         options["hints"] = True
     if config.global_hints:
@@ -381,9 +389,9 @@ def classification_colorizer(temperature, bins):
 # --- The fit recipes ---------------------------------------------------------------------
 
 
-def compile_model(model, config: TrainConfig, class_weights=None):
+def compile_model(model, config: TrainConfig, class_weights=None, bins=None):
     if config.loss == "rebalanced_ce":
-        loss = losses.RebalancedCrossEntropy(class_weights, from_logits=True)
+        loss = losses.RebalancedCrossEntropy(class_weights, from_logits=True, bins=bins)
     else:
         loss = config.loss
     model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=jit_setting(config))
@@ -393,7 +401,9 @@ def compile_model(model, config: TrainConfig, class_weights=None):
 def fit_callbacks(run_dir: Path, config: TrainConfig, sample_rgb, colorizer):
     return [
         NonFiniteGuard(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Kept after the last epoch, so resuming a finished run trains nothing and
+        # raising ``epochs`` continues from the end instead of starting over.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         AtomicCheckpoint(run_dir / "checkpoints" / "best.keras", monitor="val_loss"),
         AtomicCheckpoint(run_dir / "checkpoints" / "last.keras"),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
@@ -415,8 +425,12 @@ def training_prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.
     return prior
 
 
-def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=()) -> Path:
-    """Train a regression or classification model with Keras ``fit``; returns the run folder."""
+def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=(), build=None) -> Path:
+    """Train a regression or classification model with Keras ``fit``; returns the run folder.
+
+    ``build``: a function ``config -> keras.Model`` to train instead of the model
+    ``config.model`` names (a notebook's edited architecture); it is called
+    inside the distribution strategy and precision policy, as models must be."""
     run_dir, config, split = start_run(config, resume)
 
     bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
@@ -427,12 +441,12 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
         class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
         colorizer = classification_colorizer(config.temperature, bins)
 
-    train, val = make_datasets(config, split, bins)
+    train, val = make_datasets(config, split)
     if config.steps_per_epoch:
         train = train.repeat()
     strategy = make_strategy(config.strategy)
     with precision_policy(config.mixed_precision), strategy.scope():
-        model = compile_model(build_model(config, bins), config, class_weights)
+        model = compile_model((build or build_model)(config), config, class_weights, bins)
     callbacks = fit_callbacks(run_dir, config, fixed_validation_batch(config, split), colorizer)
     model.fit(
         train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
@@ -509,7 +523,10 @@ class GanTrainer:
     sample grids with BatchNorm in inference mode, and a nan/inf guard that stops
     before a poisoned checkpoint is written."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, split: dict):
+    def __init__(self, config: TrainConfig, run_dir: Path, split: dict, build=None, make_step=None):
+        """``build``: a function ``config -> generator`` (default ``build_model``);
+        ``make_step``: a replacement for ``make_gan_train_step`` with its signature
+        (a notebook's edited step)."""
         self.config, self.run_dir = config, run_dir
         self.strategy = make_strategy(config.strategy)
         self.train_data, _ = make_datasets(config, split)
@@ -519,7 +536,7 @@ class GanTrainer:
             self.train_data = self.train_data.repeat()
         jit = jit_setting(config) is True
         with precision_policy(config.mixed_precision), self.strategy.scope():
-            self.generator = build_model(config)
+            self.generator = (build or build_model)(config)
             self.discriminator = models.build(
                 "patchgan", input_shape=(config.image_size, config.image_size, 1), seed=config.seed + 1,
                 **config.discriminator_options,
@@ -530,7 +547,7 @@ class GanTrainer:
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.gan_step = self._distributed(
-            make_gan_train_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+            (make_step or make_gan_train_step)(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
                                 config.l1_weight, config.gan_loss, jit)
         )
         self.pretrain_step = self._distributed(make_l1_pretrain_step(self.generator, self.g_optimizer, jit))
@@ -646,16 +663,43 @@ def _truncate_history(path: Path, last_step: int) -> None:
         atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
 
 
-def train_gan(config: TrainConfig, resume: bool = False, verbose: int = 1) -> Path:
-    """Train the U-Net generator against the PatchGAN; returns the run folder."""
+def train_gan(config: TrainConfig, resume: bool = False, verbose: int = 1, build=None, make_step=None) -> Path:
+    """Train the U-Net generator against the PatchGAN; returns the run folder
+    (``build`` and ``make_step``: see ``GanTrainer``)."""
     run_dir, config, split = start_run(config, resume)
-    trainer = GanTrainer(config, run_dir, split)
+    trainer = GanTrainer(config, run_dir, split, build=build, make_step=make_step)
     trainer.train(verbose=verbose)
     with atomic_path(run_dir / "checkpoints" / "generator.keras") as tmp:
         trainer.generator.save(tmp)
     return run_dir
 
 
-def train(config: TrainConfig, resume: bool = False, verbose: int = 1) -> Path:
-    """Train with the configured trainer; returns the run folder."""
-    return (train_gan if config.trainer == "gan" else fit)(config, resume=resume, verbose=verbose)
+def experiment_run_dir(name: str, scale: str, variant: str | None = None) -> Path:
+    """``runs/<scale>/<name>[-<variant>]``: where ``run_experiment`` keeps a report
+    experiment's run, so every notebook (and 06_compare) finds the same one."""
+    return runs_root() / scale / (f"{name}-{variant}" if variant else name)
+
+
+def run_experiment(name: str, scale: str = "quick", variant: str | None = None, resume: bool = True,
+                   data_root=None, verbose: int = 1, build=None, make_step=None, **overrides) -> Path:
+    """Train the report experiment ``name`` (see ``colorkit.experiments``) at ``scale``
+    into ``experiment_run_dir(name, scale, variant)``; returns the run folder.
+
+    With ``resume`` a run already there continues where it stopped, or is
+    reused as it is when finished (re-running a notebook cell costs nothing);
+    without it the old run is deleted and training starts over (do that after
+    editing an architecture or a hyper-parameter: a resumed run keeps the
+    configuration it was started with)."""
+    config = experiment_config(name, scale, data_root=data_root, **overrides)
+    out = experiment_run_dir(name, scale, variant)
+    exists = (out / "config.json").exists()
+    if exists and not resume:
+        shutil.rmtree(out)
+    custom = {key: value for key, value in (("build", build), ("make_step", make_step)) if value is not None}
+    return train(config.replace(out=str(out)), resume=exists and resume, verbose=verbose, **custom)
+
+
+def train(config: TrainConfig, resume: bool = False, verbose: int = 1, **custom) -> Path:
+    """Train with the configured trainer; returns the run folder. ``custom``: ``build``
+    (both trainers) or ``make_step`` (the GAN), see ``fit`` and ``GanTrainer``."""
+    return (train_gan if config.trainer == "gan" else fit)(config, resume=resume, verbose=verbose, **custom)

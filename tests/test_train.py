@@ -100,6 +100,20 @@ def test_a_killed_fit_run_resumes_where_it_stopped(sample_root, tmp_path):
     assert int(finished.optimizer.iterations.numpy()) == 4 * 3
 
 
+def test_resuming_a_finished_run_trains_nothing_and_more_epochs_continue_it(sample_root, tmp_path):
+    config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
+    train.fit(config, verbose=0)
+    finished = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
+    train.fit(config, resume=True, verbose=0)
+    again = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(finished, again.get_weights()))
+    assert [r["epoch"] for r in history_rows(config.out)] == ["0"]
+    train.fit(config.replace(epochs=2), resume=True, verbose=0)
+    assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1"]
+    extended = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
+    assert int(extended.optimizer.iterations.numpy()) == 2 * 2
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
     train.fit(config, verbose=0)
