@@ -18,10 +18,15 @@ Colour handling is the same on every route: grayscale becomes three equal
 channels, palette images are expanded, 16-bit PNGs keep their precision until
 they become float32, and an alpha channel is composited over white (``load_rgb``)
 or returned separately (``load_image``) so inference can put it back.
+
+``load_image_bytes`` does the same for an image held in memory (an HTTP
+upload): the same probe and decoders read it through a ``BytesIO``, so its
+format is sniffed from the content alone and nothing it sends is written to disk.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -57,6 +62,11 @@ class Probe:
 
     route: int | None  # ROUTE_* or None when the file is skipped
     reason: str = ""  # why it is skipped (empty when it is readable)
+    too_large: bool = False  # skipped for its pixel count (the API answers 413, not 400)
+
+
+class ImageTooLarge(ColorkitError):
+    """An image above the pixel limit: refused before its pixels are decoded."""
 
 
 def list_images(folder) -> list[str]:
@@ -73,23 +83,30 @@ def list_images(folder) -> list[str]:
     return sorted(str(p) for p in found)
 
 
-def _ends_cleanly(path, image_format: str) -> bool:
+def _tail(source, count: int = 16) -> bytes:
+    """The last ``count`` bytes of a file, given by path or as an open binary file."""
+    if not hasattr(source, "read"):
+        with open(source, "rb") as f:
+            return _tail(f, count)
+    source.seek(0, 2)
+    source.seek(max(0, source.tell() - count))
+    return source.read()
+
+
+def _ends_cleanly(source, image_format: str) -> bool:
     """Whether a JPEG ends with its end-of-image marker, or a PNG with its IEND
     chunk. A file cut short (an interrupted download) does not."""
-    with open(path, "rb") as f:
-        f.seek(0, 2)
-        f.seek(max(0, f.tell() - 16))
-        tail = f.read()
+    tail = _tail(source)
     if image_format == "JPEG":
         return tail.rstrip(b"\x00").endswith(_JPEG_END)
     return _PNG_END in tail[-12:]
 
 
-def _decodes_fully(path) -> bool:
+def _decodes_fully(source) -> bool:
     """Decode with Pillow to settle whether a file that does not end cleanly is
     truncated or merely carries trailing bytes (some cameras append data)."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()
         return True
     except (OSError, SyntaxError, ValueError):
@@ -112,8 +129,9 @@ def _route_for(image: Image.Image) -> int:
 
 
 def probe(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Probe:
-    """Check one file without decoding its pixels (see the module docstring).
-    A skipped file's ``reason`` reads as "PATH is REASON"."""
+    """Check one file (a path, or an open binary file such as a ``BytesIO``)
+    without decoding its pixels (see the module docstring). A skipped file's
+    ``reason`` reads as "PATH is REASON"."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -122,13 +140,14 @@ def probe(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Probe:
                 image_format = image.format
                 route = _route_for(image)
     except Image.DecompressionBombError:
-        return Probe(None, "a decompression bomb (Pillow refused the size its header declares)")
+        return Probe(None, "a decompression bomb (Pillow refused the size its header declares)", too_large=True)
     except FileNotFoundError:
         return Probe(None, "missing")
     except (OSError, SyntaxError, ValueError):
         return Probe(None, "not a readable image")
     if width * height > max_pixels:
-        return Probe(None, f"a decompression bomb ({width}x{height} pixels declared, the limit is {max_pixels})")
+        reason = f"a decompression bomb ({width}x{height} pixels declared, the limit is {max_pixels})"
+        return Probe(None, reason, too_large=True)
     if width < 1 or height < 1:
         return Probe(None, "an image with no pixels")
     if image_format in ("JPEG", "PNG") and not _ends_cleanly(path, image_format):
@@ -280,11 +299,13 @@ def tf_decode_png(data, square: bool):
 # --- One file, for notebooks and inference -----------------------------------------
 
 
-def _checked_route(path, max_pixels: int) -> int:
-    """The route for one file, or a ColorkitError saying what is wrong with it."""
+def _checked_route(path, max_pixels: int, name=None) -> int:
+    """The route for one file, or a ColorkitError saying what is wrong with it
+    (``ImageTooLarge`` above the pixel limit). ``name``: what to call the file."""
     found = probe(path, max_pixels)
     if found.route is None:
-        raise ColorkitError(f"{path} is {found.reason}; expected a readable JPEG, PNG, BMP, GIF, TIFF or WebP file")
+        error = ImageTooLarge if found.too_large else ColorkitError
+        raise error(f"{name or path} is {found.reason}; expected a readable JPEG, PNG, BMP, GIF, TIFF or WebP file")
     return found.route
 
 
@@ -292,22 +313,40 @@ def load_image(path, max_pixels: int = DEFAULT_MAX_PIXELS):
     """``(rgb, alpha)`` of any image file at full resolution: rgb float32 HxWx3
     in [0, 1] (the colour channels as stored), alpha float32 HxWx1 or None when
     the file has no transparency. EXIF orientation is applied."""
-    route = _checked_route(path, max_pixels)
+    return _load_checked(path, max_pixels, str(path))
+
+
+def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the uploaded file"):
+    """``load_image`` for an image held in memory: the same checks and decoders
+    through a ``BytesIO``, the format sniffed from the bytes alone (a file name
+    or a declared content type is never trusted). ``name`` is what error
+    messages call it."""
+    return _load_checked(io.BytesIO(bytes(data)), max_pixels, name)
+
+
+def _load_checked(source, max_pixels: int, name: str):
+    """Probe, then decode; a file that passes the probe but cannot be decoded is damaged."""
+    route = _checked_route(source, max_pixels, name)
     try:
-        return _decode_full(path, route)
+        return _decode_full(source, route)
     except (tf.errors.InvalidArgumentError, OSError, SyntaxError, ValueError):
-        raise ColorkitError(f"{path} is damaged: its pixel data cannot be decoded; expected a complete image file") from None
+        raise ColorkitError(f"{name} is damaged: its pixel data cannot be decoded; expected a complete image file") from None
 
 
-def _decode_full(path, route: int):
-    """``load_image`` once the file has passed ``probe``."""
+def _encoded(source):
+    """The file's encoded bytes, as TensorFlow's decoders take them."""
+    return source.getvalue() if isinstance(source, io.BytesIO) else tf.io.read_file(str(source))
+
+
+def _decode_full(source, route: int):
+    """``load_image`` once the file (a path or a ``BytesIO``) has passed ``probe``."""
     if route == ROUTE_JPEG:
-        return tf_decode_jpeg(tf.io.read_file(str(path))).numpy(), None
+        return tf_decode_jpeg(_encoded(source)).numpy(), None
     if route == ROUTE_PNG:
-        rgba = tf_decode_png_rgba(tf.io.read_file(str(path))).numpy()
+        rgba = tf_decode_png_rgba(_encoded(source)).numpy()
         has_alpha = bool((rgba[..., 3] < 1.0).any())
         return rgba[..., :3], (rgba[..., 3:] if has_alpha else None)
-    with Image.open(path) as image:
+    with Image.open(source) as image:
         rgb, alpha = _pil_arrays(image)
     return np.ascontiguousarray(rgb), alpha
 

@@ -1,0 +1,202 @@
+"""The HTTP API and its web page (FastAPI, served by uvicorn).
+
+Routes::
+
+    GET  /               the page: upload or drop an image, gray | colorized, click hints, download
+    POST /api/colorize   multipart form: the image in field ``file``, optional hints JSON in ``hints``
+                         -> image/png of the same size (alpha kept)
+    GET  /api/models     the model: name, working size, whether it takes hints; the limits
+    GET  /healthz        {"status": "ok"}
+    GET  /openapi.json   the OpenAPI description (FastAPI writes it from these routes)
+
+Why FastAPI: a well-kept ASGI framework whose OpenAPI description and test
+client come with it, and whose async request handling lets a full server
+refuse a request at once (503) instead of queueing it in a thread.
+
+Limits, so that no request can hurt the server: a body above
+``max_upload_bytes`` is refused with 413 as soon as that many bytes have
+arrived (or at once, when its Content-Length says so); an image above
+``max_pixels`` is 413 before its pixels are decoded; a file that is not an
+image is 400 whatever its name or declared type; malformed hints are 422;
+a full worker pool is 503. The upload is held in memory and parsed there
+(the form parser's spool is made as large as the capped body, so it never
+rolls over to a temporary file): nothing a request sends touches the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+import colorkit
+from colorkit import colorize
+from colorkit.errors import ColorkitError
+from colorkit.web.pool import BoundedPool, PoolFull
+from colorkit.web.service import ColorizeService, RequestError
+
+STATIC = Path(__file__).parent / "static"
+#: room in a request body for the hints field and the form's own framing
+FORM_ALLOWANCE = 256 * 1024
+#: the hints field alone (MAX_HINTS hints of about 60 bytes each fit easily)
+MAX_HINTS_BYTES = 192 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may send and how many may be served at once (see the module docstring)."""
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    workers: int = 2
+    queue: int = 8
+
+    def __post_init__(self):
+        for name, low in (("max_upload_bytes", 1), ("max_pixels", 1), ("workers", 1), ("queue", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ColorkitError(f"--{name.replace('_', '-')} must be a whole number of at least {low}, got {value!r}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_upload_bytes + FORM_ALLOWANCE
+
+    def describe(self) -> dict:
+        return {"max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels,
+                "workers": self.workers, "queue": self.queue}
+
+
+UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary",
+                         "description": "the image: JPEG, PNG (8/16-bit, gray, palette, alpha), BMP, GIF, TIFF or WebP"},
+                "hints": {"type": "string",
+                          "description": 'JSON list of local hints, e.g. [{"x": 120, "y": 64, "rgb": [200, 30, 40], "size": 5}]'},
+            },
+        }}},
+    }
+}
+RESPONSES = {
+    200: {"content": {"image/png": {}}, "description": "the colorized image, same size, 8-bit PNG"},
+    400: {"description": "not an image (or an unreadable form)"},
+    413: {"description": "upload above the size limit, or image above the pixel limit"},
+    422: {"description": "no file field, or malformed hints"},
+    503: {"description": "every worker busy and the queue full: retry later"},
+}
+
+
+def _error(status: int, message: str, **headers) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers or None)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 the moment it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the upload is {int(declared)} bytes; the limit is {limit}")
+    chunks, received = [], 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestError(413, f"the upload is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _once(body: bytes):
+    yield body
+
+
+async def read_form(request: Request, body: bytes, max_upload_bytes: int) -> tuple[bytes, str | None]:
+    """(image bytes, hints text or None) from a multipart body held in memory."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise RequestError(422, "send a multipart/form-data form with the image in field 'file'")
+    parser = MultiPartParser(request.headers, _once(body), max_files=2, max_fields=4, max_part_size=MAX_HINTS_BYTES)
+    parser.spool_max_size = len(body) + 1  # the whole body fits: file parts stay in memory
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise RequestError(400, f"the form cannot be read: {error.message}") from None
+    upload, hints = form.get("file"), form.get("hints")
+    if not isinstance(upload, UploadFile):
+        raise RequestError(422, "the form needs the image as a file in field 'file'")
+    data = await upload.read()
+    if len(data) > max_upload_bytes:
+        raise RequestError(413, f"the image is {len(data)} bytes; the limit is {max_upload_bytes}")
+    if isinstance(hints, UploadFile):
+        hints = (await hints.read()).decode("utf-8", errors="replace")
+    return data, hints
+
+
+def create_app(model, limits: Limits | None = None, size=None) -> FastAPI:
+    """The app for ``model``: a run folder, a ``.keras`` file or a ``keras.Model``,
+    loaded once, here. ``size``: the working size of a model that takes any size."""
+    limits = limits or Limits()
+    if isinstance(model, (str, Path)):
+        colorizer, source = colorize.load_colorizer(model), model
+    else:
+        colorizer, source = colorize.as_colorizer(model), model.name
+    service = ColorizeService(colorizer, source, size, limits.max_pixels)
+    pool = BoundedPool(limits.workers, limits.queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        pool.shutdown()
+
+    app = FastAPI(title="colorkit", version=colorkit.__version__, lifespan=lifespan,
+                  description="Colorize gray photos with a trained colorkit model; click colour hints when it takes them.")
+    app.state.service, app.state.pool, app.state.limits = service, pool, limits
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz")
+    async def healthz():
+        """Liveness: the model is loaded and the server answers."""
+        return {"status": "ok"}
+
+    @app.get("/api/models")
+    async def models():
+        """The model served, whether it takes hints, its working size; the request limits."""
+        return {"models": [service.describe()], "limits": limits.describe()}
+
+    @app.post("/api/colorize", response_class=Response, responses=RESPONSES, openapi_extra=UPLOAD_FORM)
+    async def colorize_upload(request: Request):
+        """Colorize the image in field ``file`` (hints in field ``hints``) -> PNG of the same size."""
+        try:
+            async with pool.place():
+                body = await read_body(request, limits.max_body_bytes)
+                data, hints = await read_form(request, body, limits.max_upload_bytes)
+                png = await pool.run(service.colorize_upload, data, hints)
+        except PoolFull:
+            return _error(503, "the server is busy: every worker is taken and the queue is full; retry shortly",
+                          **{"Retry-After": "1"})
+        except RequestError as error:
+            return _error(error.status, error.message)
+        return Response(png, media_type="image/png")
+
+    return app
+
+
+def serve(model, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None, size=None) -> None:
+    """Load the model, then serve the API and the page until Ctrl-C."""
+    import uvicorn
+
+    app = create_app(model, limits, size)
+    print(f"colorkit: serving {model} on http://{host}:{port}/ (API description at /openapi.json; Ctrl-C stops)",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
