@@ -3,7 +3,7 @@
 Stages, in order::
 
     paths --shuffle--> decode + centre square + resize (parallel) --skip unreadable-->
-          --repeat--> batch --augment (RGB, Keras layers)--> Lab --> prefetch
+          --repeat--> flip (parallel) --> batch --other augmentation (Keras layers)--> Lab --> prefetch
 
 Why this shape:
 
@@ -81,10 +81,15 @@ def _pil_in_graph(path):
     return rgb
 
 
-def _decode(path, route, image_size=None):
+def _decode(path, route, image_size=None, routes_present=None):
     """One file -> float32 RGB in [0, 1]; ``route`` picks the decoder (see
     ``colorkit.data.decode``). With ``image_size`` only the centred square is
-    kept (JPEGs are cropped and pre-scaled while decoding)."""
+    kept (JPEGs are cropped and pre-scaled while decoding).
+
+    ``routes_present``: the routes any file of the dataset takes. When that is
+    one route (a folder of JPEGs, the usual case) its decoder is called
+    directly: a ``switch_case`` runs its branch as a separate function call,
+    which costs about a tenth of decoding a 256 px JPEG."""
 
     def pil():
         rgb = _pil_in_graph(path)
@@ -95,6 +100,8 @@ def _decode(path, route, image_size=None):
         lambda: tf_decode_png(tf.io.read_file(path), square=bool(image_size)),
         pil,
     ]
+    if routes_present is not None and len(set(routes_present)) == 1:
+        return branches[next(iter(routes_present))]()
     return tf.switch_case(route, branches)
 
 
@@ -152,11 +159,26 @@ def augmentation_layers(flip: bool = True, photometric: bool = False, seed: int 
     return keras.Sequential(layers, name="augment")
 
 
-def _augmented(batches, augment, seed: int):
-    """Apply ``augment`` (True for the default layers, or any Keras layer) to
-    RGB batches. The map is sequential so the layers' random draws happen in
+def _random_flips(images, seed: int):
+    """Flip each image left-right with probability 1/2: the default augmentation.
+
+    Each draw is stateless, seeded by ``(seed, the image's position in the
+    stream)``, so it does not depend on which thread runs first: the map runs
+    in parallel and the same seed still gives the same batches (a repeated
+    dataset keeps counting, so every epoch flips differently). Keras'
+    ``RandomFlip`` keeps a random state instead, so it has to run in order on
+    one core; it cost as much CPU as decoding the images."""
+
+    def flip(position, image):
+        return tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), position]))
+
+    return images.enumerate().map(flip, num_parallel_calls=AUTOTUNE)
+
+
+def _augmented(batches, augmenter):
+    """Apply a Keras augmentation layer (e.g. ``augmentation_layers(photometric=True)``)
+    to RGB batches. The map is sequential so the layers' random draws happen in
     the same order on every run: the same seed gives the same batches."""
-    augmenter = augmentation_layers(seed=seed) if augment is True else augment
     return batches.map(lambda rgb: tf.clip_by_value(augmenter(rgb, training=True), 0.0, 1.0))
 
 
@@ -179,10 +201,8 @@ def batch_images(images, image_size: int, batch_size: int, augment=False, seed: 
         image = tf.image.convert_image_dtype(image, tf.float32)[..., :3]
         return _resize(centre_square(image), image_size)
 
-    batches = images.map(prepare, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=drop_remainder)
-    if augment:
-        batches = _augmented(batches, augment, seed)
-    return batches.prefetch(AUTOTUNE)
+    images = images.map(prepare, num_parallel_calls=AUTOTUNE)
+    return _batched(images, batch_size, drop_remainder, augment, seed).prefetch(AUTOTUNE)
 
 
 def _decoded_epoch(paths, routes, image_size: int, shuffle: bool, seed: int):
@@ -195,8 +215,9 @@ def _decoded_epoch(paths, routes, image_size: int, shuffle: bool, seed: int):
     files = tf.data.Dataset.from_tensor_slices((paths, tf.constant(routes, tf.int32)))
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    present = tuple(sorted(set(routes)))
     images = files.map(
-        lambda path, route: _resize(_decode(path, route, image_size), image_size),
+        lambda path, route: _resize(_decode(path, route, image_size, present), image_size),
         num_parallel_calls=AUTOTUNE,
     ).ignore_errors()
     gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], _MID_GRAY)).repeat()
@@ -210,8 +231,17 @@ def _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, 
     images = _decoded_epoch(paths, routes, image_size, shuffle, seed)
     if repeat:
         images = images.repeat()  # each pass re-runs the shuffle: a new order per epoch
+    return _batched(images, batch_size, drop_remainder, augment, seed)
+
+
+def _batched(images, batch_size, drop_remainder, augment, seed: int):
+    """Single RGB images -> augmented RGB batches. The default flip (``augment``
+    True) is drawn per image before batching, in parallel; a Keras layer runs on
+    whole batches, in order (see ``_augmented``)."""
+    if augment is True:
+        images = _random_flips(images, seed)
     batches = images.batch(batch_size, drop_remainder=drop_remainder)
-    return _augmented(batches, augment, seed) if augment else batches
+    return _augmented(batches, augment) if augment and augment is not True else batches
 
 
 def make_rgb_dataset(
@@ -235,9 +265,9 @@ def make_rgb_dataset(
     return batches.prefetch(AUTOTUNE)
 
 
-# The Lab conversion is most of the pipeline's CPU time (about 12 ms per 256 px
-# image op by op, ~0.8 ms to decode it). Compiled with XLA its ~30 element-wise
-# ops fuse into one pass over the batch: 2.4x less CPU, same values to ~1e-5.
+# The Lab conversion is the pipeline's largest CPU cost after decoding (bench/
+# item 1). Compiled with XLA its element-wise steps fuse into a few passes over
+# the batch: about 3x less CPU than the same ops one by one, same values to ~1e-5.
 rgb_to_model_io_xla = tf.function(color.rgb_to_model_io, jit_compile=True)
 
 
