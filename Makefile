@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test reproduce bench serve clean
+.PHONY: venv demo test browser reproduce bench serve clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,41 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-## main job: build the sample set and show what it holds
+## main job: run every report notebook at the quick scale (the sample set is built if missing)
+## and write reports/ with its index reports/README.md
 demo: $(STAMP)
-	$(PY) -m colorkit data sample
-	$(PY) -m colorkit data show
+	$(PY) -m colorkit reproduce --scale quick
+
+## one or all notebooks at a chosen scale: make reproduce [NAMES="01_strided_cnn"] [SCALE=full DATA_ROOT=/data]
+SCALE ?= quick
+reproduce: $(STAMP)
+	$(PY) -m colorkit reproduce $(NAMES) --scale $(SCALE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
 
 ## the test suite (what CI runs)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+## Debian's chromium and chromedriver for the browser test, installed when missing (as root);
+## otherwise that test is skipped, or fails under CI=1
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	  else \
+	    echo "note: /usr/bin/chromium or /usr/bin/chromedriver is missing; install Debian's chromium and chromium-driver"; \
+	  fi; \
+	fi
+
+## performance benchmarks against the reports' ways (under 20 min; QUICK=1: under 5);
+## results in reports/benchmarks/results.csv and results.md
+bench: $(STAMP)
+	$(PY) -m colorkit bench $(if $(QUICK),--quick)
+
+## the HTTP API and web page on http://127.0.0.1:8000/ for a trained run: make serve RUN=runs/NAME
+serve: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make serve RUN=RUN_DIR (a run folder written by train)"; exit 2; }
+	$(PY) -m colorkit serve --run "$(RUN)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

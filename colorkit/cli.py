@@ -190,6 +190,145 @@ def run_evaluate(args) -> int:
     return 0
 
 
+def add_model_source(parser):
+    """``--run RUN_DIR`` or ``--model FILE``: where the trained model comes from (exactly one)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_DIR", help="a run folder written by `train` (its best checkpoint)")
+    source.add_argument("--model", metavar="FILE", help="a .keras model file")
+
+
+def add_colorize_command(subparsers):
+    """``colorkit colorize``: files and folders of any size and format; bad files are skipped."""
+    parser = subparsers.add_parser("colorize", help="colorize image files and folders (any size and format)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    add_model_source(parser)
+    parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder; folders are mirrored in it")
+    parser.add_argument("--hints", metavar="FILE", help="JSON colour hints applied to every input (see colorkit.hints)")
+    parser.add_argument("--reference", metavar="FILE", help="an image whose colours are the global hint")
+    parser.add_argument("--compare", action="store_true", help="write gray | colorized side by side")
+    parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images through the network at once (default 8)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_colorize)
+
+
+def _report_failure(line: str) -> None:
+    """One line on stderr, after whatever the progress bar has printed so far."""
+    sys.stdout.flush()
+    print(f"error: {line}", file=sys.stderr, flush=True)
+
+
+def run_colorize(args) -> int:
+    """Exit 0 when every input was colorized, 1 when any was skipped (each named on stderr)."""
+    from colorkit import colorize
+    from colorkit.data.decode import load_rgb
+
+    if args.batch_size < 1:
+        raise ColorkitError(f"--batch-size must be at least 1, got {args.batch_size}")
+    hints = colorize.read_hints_file(args.hints) if args.hints else None
+    reference = load_rgb(args.reference) if args.reference else None
+    jobs, problems = colorize.plan_jobs(args.inputs, args.out)
+    colorizer = colorize.load_colorizer(args.run or args.model)
+    for source, problem in problems:
+        _report_failure(f"{source} {problem}")
+    failures = colorize.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
+                                      compare=args.compare, batch_size=args.batch_size, progress=not args.quiet,
+                                      on_error=_report_failure)
+    print(f"colorized {len(jobs) - len(failures)} of {len(jobs) + len(problems)} inputs into {args.out}")
+    return 1 if failures or problems else 0
+
+
+def add_serve_command(subparsers):
+    """``colorkit serve``: the HTTP API and the web page, on this machine only unless --host says otherwise."""
+    parser = subparsers.add_parser("serve", help="the HTTP API and web page (binds 127.0.0.1 by default)")
+    add_model_source(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
+    limits = parser.add_argument_group("limits (defaults: 20 MB, 25 megapixels, 2 workers, 8 waiting)")
+    limits.add_argument("--max-upload-mb", type=float, help="largest upload; above it the answer is 413")
+    limits.add_argument("--max-pixels", type=int, help="largest image (width x height); above it 413")
+    limits.add_argument("--workers", type=int, help="requests colorized at once")
+    limits.add_argument("--queue", type=int, help="requests waiting for a worker; beyond them the answer is 503")
+    parser.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    from colorkit.web import Limits, serve
+
+    given = {"max_pixels": args.max_pixels, "workers": args.workers, "queue": args.queue}
+    if args.max_upload_mb is not None:
+        if not args.max_upload_mb > 0:
+            raise ColorkitError(f"--max-upload-mb must be a positive number, got {args.max_upload_mb}")
+        given["max_upload_bytes"] = int(args.max_upload_mb * 1024 * 1024)
+    limits = Limits(**{name: value for name, value in given.items() if value is not None})
+    serve(args.run or args.model, host=args.host, port=args.port, limits=limits, size=args.size)
+    return 0
+
+
+def add_export_command(subparsers):
+    """``colorkit export``: the inference model as a .keras file or a TF SavedModel, for serving elsewhere."""
+    from colorkit import colorize
+
+    parser = subparsers.add_parser("export", help="write a model for serving elsewhere (.keras or TF SavedModel)")
+    add_model_source(parser)
+    parser.add_argument("--format", required=True, choices=colorize.EXPORT_FORMATS)
+    parser.add_argument("-o", "--out", required=True, metavar="PATH",
+                        help="a .keras file, or a new folder for the SavedModel")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from colorkit import colorize
+
+    path = colorize.export_model(args.run or args.model, args.format, args.out)
+    print(f"exported the {args.format} model to {path}")
+    return 0
+
+
+def add_reproduce_command(subparsers):
+    from colorkit.experiments import SCALES
+
+    parser = subparsers.add_parser("reproduce", help="run the report notebooks and write reports/")
+    parser.add_argument("names", nargs="*", help="notebooks to run (e.g. 01_strided_cnn or strided_cnn; default all)")
+    parser.add_argument("--scale", choices=SCALES, default="quick", help="quick (sample set, minutes) or full (the reports')")
+    parser.add_argument("--data-root", help="the folder holding the reports' datasets (full scale)")
+    parser.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    from colorkit import reproduce
+
+    index = reproduce.reproduce(args.names, scale=args.scale, data_root=args.data_root)
+    print(f"index written to {index}")
+    return 0
+
+
+def add_bench_command(subparsers):
+    """``colorkit bench``: the performance benchmarks of bench/ (``make bench``)."""
+    parser = subparsers.add_parser("bench", help="time the kit against the reports' ways; writes reports/benchmarks/")
+    parser.add_argument("--quick", action="store_true", help="less data and fewer repeats (under 5 minutes)")
+    parser.add_argument("--only", metavar="ITEMS", help="comma-separated items: lab, pipeline, soft, train, precision, "
+                                                        "inference, scaling (or their numbers 1, 2, 3, 4, 4b, 5, 6)")
+    parser.add_argument("--out", metavar="DIR", help="where results.csv and results.md go (default reports/benchmarks)")
+    parser.set_defaults(func=run_bench)
+
+
+def run_bench(args) -> int:
+    """The benchmarks live in the checkout's bench/ (not installed with the package)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "runner.py").is_file():
+        raise ColorkitError(f"no benchmarks at {root / 'bench'}: run this from a colorkit checkout")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bench import runner
+
+    runner.main(quick=args.quick, only=args.only, out=args.out)
+    return 0
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (like every other user error)."""
 
@@ -206,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(subparsers)
     add_train_command(subparsers)
     add_evaluate_command(subparsers)
+    add_reproduce_command(subparsers)
+    add_colorize_command(subparsers)
+    add_serve_command(subparsers)
+    add_export_command(subparsers)
+    add_bench_command(subparsers)
     return parser
 
 

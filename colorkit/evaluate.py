@@ -30,9 +30,18 @@ def load_split_images(config, split_name: str, split: dict) -> tuple[list[str], 
     return paths, np.concatenate([b.numpy() for b in batches])
 
 
+def predicted_lab(colorizer, truth: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Lab of the model's colorization (no hints, before gamut fitting) of a batch of
+    images already at the model's working size: L from the truth, ab from the
+    network, in batches (one call per batch, not per image)."""
+    l_norm, _ = color.rgb_to_model_io(truth)
+    ab_norm = colorize.predict_ab(colorizer, hints.model_feed(colorizer, l_norm.numpy()), batch_size)
+    return np.concatenate([color.denormalize_l(l_norm.numpy()), color.denormalize_ab(ab_norm)], axis=-1)
+
+
 def method_predictions(colorizer, truth: np.ndarray, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(RGB, raw ab) predicted by the model (without hints) and by the baselines, all from the true L."""
-    model_lab = np.stack([colorize.colorize_lab(colorizer, image) for image in truth])
+    model_lab = predicted_lab(colorizer, truth)
     gray = metrics.gray_baseline(truth)
     random = metrics.random_baseline(truth, seed=seed)
     return {

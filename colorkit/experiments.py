@@ -121,7 +121,13 @@ EXPERIMENTS: dict[str, dict] = {
             batch_size=16,  # not stated in the report; small because only 134 training images
             optimizer="adam", learning_rate=1e-2, loss="mse",
         ),
-        quick=dict(model="resnet18_decoder", optimizer="adam", learning_rate=1e-2, loss="mse", epochs=8),
+        quick=dict(
+            model="resnet18_decoder", optimizer="adam", loss="mse",
+            model_options={"width": 0.5},  # half the channels: about 9 CPU-seconds per epoch at 64 px
+            # 26 steps an epoch: at the report's 1e-2 the validation loss jumps from epoch to epoch; at 2e-3
+            # it settles, lowest near epoch 10 (later epochs overfit the few training photos)
+            learning_rate=2e-3, epochs=12,
+        ),
     ),
     # Parashar, Singhal, Panwar (CV project slides): Zhang et al. 2016 classification + rebalancing.
     "zhang_classification": dict(
@@ -134,8 +140,10 @@ EXPERIMENTS: dict[str, dict] = {
             loss="rebalanced_ce",
         ),
         quick=dict(
-            model="zhang_eccv16", model_options={"width": 0.25}, optimizer="adam", learning_rate=1e-3,
-            loss="rebalanced_ce", epochs=8,
+            # width 0.125 (0.5 M parameters): about 10 CPU-seconds per epoch at 64 px, so notebook 03 can train
+            # its three rows of Zhang's table (L2, class, class + rebal) in a few minutes
+            model="zhang_eccv16", model_options={"width": 0.125}, optimizer="adam", learning_rate=1e-3,
+            loss="rebalanced_ce", epochs=12,
         ),
     ),
     # Gunnam et al. (IJFANS 2022): pix2pix-style cGAN, U-Net generator + 70x70 PatchGAN, L1 x 100.
@@ -148,8 +156,34 @@ EXPERIMENTS: dict[str, dict] = {
             optimizer="adam", learning_rate=2e-4, beta_1=0.5, l1_weight=100.0,
         ),
         quick=dict(
-            model="unet_generator", trainer="gan", optimizer="adam", learning_rate=2e-4, beta_1=0.5,
-            l1_weight=100.0, pretrain_epochs=2, epochs=6, checkpoint_every=20,
+            model="unet_generator", trainer="gan", optimizer="adam", beta_1=0.5, l1_weight=100.0,
+            # a quarter of the channels (1.8 M parameters): about 0.8 CPU-second per step at 64 px
+            model_options={"width": 0.25},
+            # at 64 px a 70x70 patch is the whole image: two stride-2 blocks give 34x34 patches instead
+            # (about half the image, 14x14 logits), and half the channels keep it in step with the generator
+            discriminator_options={"depth": 2, "width": 0.5},
+            learning_rate=5e-4,  # 2.5 x pix2pix's 2e-4: colours show after minutes instead of hours
+            pretrain_epochs=2, epochs=4, checkpoint_every=26,
+        ),
+    ),
+    # Chellapilla, Lua (poster): Zhang et al. SIGGRAPH17 user-guided colorization, local + global hints.
+    # After "unet_gan" so that `train --model unet_generator` keeps defaulting to the GAN recipe.
+    "user_guided": dict(
+        description="user-guided poster: U-Net taking clicked colour points (local) and a reference histogram (global)",
+        full=dict(
+            model="unet_generator", hints=True, global_hints=True, hint_location="uniform",
+            # SIGGRAPH17 trained on ImageNet's 1.3 M images; the kit has no ImageNet loader, so the
+            # largest set it loads: COCO 2017, seeded 8,000 train / 2,000 test (the GAN report's split)
+            dataset="coco2017", image_size=256,  # the poster's examples are 256 x 256
+            # SIGGRAPH17 regresses ab (a Huber loss) for its hint network; the kit's regression loss
+            # closest to it is L1, trained with fit (the adversarial loop is the GAN notebook's subject)
+            trainer="fit", loss="mae",
+            epochs=30, batch_size=16, optimizer="adam", learning_rate=1e-4,  # not from the paper
+        ),
+        quick=dict(
+            model="unet_generator", model_options={"width": 0.25}, hints=True, global_hints=True,
+            trainer="fit", loss="mae", optimizer="adam", learning_rate=1e-3,
+            epochs=8,  # 8 passes over the sample set: enough for the hint curve to climb clearly
         ),
     ),
 }

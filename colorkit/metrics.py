@@ -295,6 +295,33 @@ def out_of_gamut(ab_pred, l):
     return _per_image(outside.mean(axis=(1, 2)), single)
 
 
+#: ``flicker`` counts a pixel as still when its true ab moves less than this (Lab units).
+FLICKER_STILL_TOLERANCE = 1.0
+
+
+def flicker(pred_ab, true_ab, tolerance: float = FLICKER_STILL_TOLERANCE) -> float:
+    """Temporal flicker of a video colorized frame by frame, in Lab units.
+
+    ``pred_ab`` and ``true_ab`` are the frames' ab, ``[T, H, W, 2]`` (T >= 2).
+    Between each pair of consecutive frames, the pixels whose *true* ab changes
+    by less than ``tolerance`` (Euclidean) should keep their colour; the metric
+    is the mean Euclidean change of the *predicted* ab over those pixels, pooled
+    over all pairs. 0 means a steady colorization; a network whose output
+    depends on noise (dropout left on) or on content elsewhere in the frame
+    scores higher. NaN when no pixel stays still."""
+    pred = np.asarray(pred_ab, np.float64)
+    true = np.asarray(true_ab, np.float64)
+    if pred.shape != true.shape or pred.ndim != 4 or pred.shape[-1] != 2 or pred.shape[0] < 2:
+        raise ColorkitError(
+            f"flicker needs predicted and true ab of the same shape [T, H, W, 2] with T >= 2; "
+            f"got {pred.shape} and {true.shape}"
+        )
+    still = np.linalg.norm(np.diff(true, axis=0), axis=-1) < tolerance
+    if not still.any():
+        return math.nan
+    return float(np.linalg.norm(np.diff(pred, axis=0), axis=-1)[still].mean())
+
+
 # --- Semantic interpretability ------------------------------------------------------------
 
 

@@ -144,24 +144,34 @@ def loss_curves(history_csv, path, reference=None, reference_label=None) -> Path
     return save_figure(fig, path)
 
 
-def metric_curve(rows, x: str, y: str, path, xlabel=None, ylabel=None, title=None) -> Path:
+def metric_curve(rows, x: str, y: str, path, xlabel=None, ylabel=None, title=None, reference=None,
+                 reference_label=None) -> Path:
     """A metric ``y`` against a setting ``x`` from table rows (dicts or a DataFrame),
     with the 95% confidence band of column ``<y>_ci95`` when the rows have it.
 
     The x axis is linear up to 1 and logarithmic beyond (matplotlib's symlog),
-    so settings such as 0, 1, 2, 5, ..., 100 hints are evenly readable."""
+    so settings such as 0, 1, 2, 5, ..., 100 hints are evenly readable.
+    ``reference`` draws a dashed horizontal line (another method's value of
+    ``y``, e.g. an automatic colorizer's PSNR next to a hint curve)."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     missing = [name for name in (x, y) if name not in frame]
     if missing:
         raise ColorkitError(f"metric_curve needs columns {missing}; the rows have {list(frame.columns)}")
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    ax.plot(frame[x], frame[y], marker="o")
+    ax.plot(frame[x], frame[y], marker="o", label=ylabel or y)
     if f"{y}_ci95" in frame:
         ax.fill_between(frame[x], frame[y] - frame[f"{y}_ci95"], frame[y] + frame[f"{y}_ci95"], alpha=0.2,
                         label="95% confidence interval")
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", label=reference_label or f"reference {reference:.3g}")
+    if f"{y}_ci95" in frame or reference is not None:
         ax.legend()
     ax.set_xscale("symlog", linthresh=1.0)
+    low, high = float(frame[x].min()), float(frame[x].max())
+    # symlog's automatic margins can reach into negative settings no row has: pad by hand instead
+    pad = lambda value: 0.3 if abs(value) <= 1 else 0.15 * abs(value)  # noqa: E731
+    ax.set_xlim(low - pad(low), high + pad(high))
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
     if title:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -103,7 +104,9 @@ def run_notebook(name: str, parameters: dict | None = None, timeout: int = CELL_
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     try:
-        client.execute()
+        # the kernel's own stderr carries only ipykernel's start-up notices (cell errors come back
+        # through the client), so it is dropped to keep `make demo` quiet
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as error:
         message = _ANSI_COLOURS.sub("", str(error)).strip()
         raise ColorkitError(f"notebook {name} failed: {message.splitlines()[-1] if message else 'a cell raised'}") from error

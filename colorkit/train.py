@@ -81,8 +81,14 @@ def validate(config: TrainConfig) -> None:
         )
     if config.trainer == "gan" and config.loss == "rebalanced_ce":
         raise ColorkitError("the GAN trainer regresses ab with L1; the rebalanced cross-entropy is for zhang_eccv16")
-    if config.loss == "rebalanced_ce" and not _is_classifier(config.model):
-        raise ColorkitError(f"--loss rebalanced_ce needs a classification model (zhang_eccv16), not {config.model}")
+    if config.loss == "rebalanced_ce" and not _is_classifier(config.model, config.model_options):
+        what = f"{config.model} with head=regression" if config.model.startswith("zhang") else config.model
+        raise ColorkitError(f"--loss rebalanced_ce needs a classification model (zhang_eccv16), not {what}")
+    if config.loss != "rebalanced_ce" and _is_classifier(config.model, config.model_options):
+        raise ColorkitError(
+            f"{config.model} predicts ab bins: train it with --loss rebalanced_ce, or regress ab with "
+            f"--loss {config.loss} and --model-option head=regression"
+        )
     if config.hints and config.model not in HINT_MODELS:
         raise ColorkitError(f"--hints needs a model with a hint variant ({', '.join(HINT_MODELS)}), not {config.model}")
     if config.global_hints and (not config.hints or config.model != "unet_generator"):
@@ -100,8 +106,9 @@ def _check_range(name, value, low, high):
         raise ColorkitError(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value!r}")
 
 
-def _is_classifier(model_name: str) -> bool:
-    return model_name.startswith("zhang")
+def _is_classifier(model_name: str, model_options=None) -> bool:
+    """Whether the model predicts ab bins (Zhang's head) rather than ab itself."""
+    return model_name.startswith("zhang") and (model_options or {}).get("head", "classification") != "regression"
 
 
 # --- Run folder -----------------------------------------------------------------
@@ -244,8 +251,11 @@ def _quarter_resolution_target(l_norm, ab_norm):
 
 
 def fixed_validation_batch(config: TrainConfig, split: dict) -> np.ndarray:
-    """The RGB images every sample grid shows, the same at every epoch."""
-    paths = (split["val"] or split["train"])[:SAMPLE_COUNT]
+    """The RGB images every sample grid shows, the same at every epoch: evenly
+    spread over the (sorted) validation split, so a split holding several kinds
+    of image (the sample set's photos and shapes) shows each of them."""
+    candidates = split["val"] or split["train"]
+    paths = candidates[:: max(1, len(candidates) // SAMPLE_COUNT)][:SAMPLE_COUNT]
     rgb = pipeline.make_rgb_dataset(paths, image_size=config.image_size, batch_size=len(paths))
     return next(iter(rgb)).numpy()
 

@@ -90,6 +90,23 @@ def test_shape_hue_follows_texture_not_lightness(built):
         assert lightness.max() - lightness.min() > 10  # the texture varies L
 
 
+def test_moving_shape_frames_slide_a_coloured_disc_over_a_still_background():
+    frames = sample.moving_shape_frames(count=5, step=3, seed=1)
+    assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.float32
+    np.testing.assert_array_equal(frames, sample.moving_shape_frames(count=5, step=3, seed=1))
+    ab = color.rgb_to_lab(frames)[..., 1:]
+    coloured = np.hypot(ab[..., 0], ab[..., 1]) > 15  # the disc
+    assert coloured[0].sum() > 200 and abs(int(coloured[-1].sum()) - int(coloured[0].sum())) < 30
+    columns = [np.nonzero(c.any(axis=0))[0].mean() for c in coloured]
+    np.testing.assert_allclose(np.diff(columns), 3.0, atol=0.6)  # it moves right by `step` per frame
+    background = ~coloured.any(axis=0)
+    np.testing.assert_array_equal(frames[0][background], frames[-1][background])  # the rest stands still
+    still = np.linalg.norm(np.diff(ab, axis=0), axis=-1) < 1.0
+    assert 0.8 < still.mean() < 1.0
+    with pytest.raises(ColorkitError, match="moving_shape_frames"):
+        sample.moving_shape_frames(count=1)
+
+
 def test_kind_option_and_summary(built):
     root, summary = built
     shapes = sources.load_split("sample", root, kind="shapes")

@@ -246,6 +246,22 @@ def test_out_of_gamut_rejects_mismatched_shapes():
         metrics.out_of_gamut(np.zeros((4, 4, 2)), np.zeros((4, 5, 1)))
 
 
+def test_flicker_measures_colour_changes_only_where_the_truth_stays_still():
+    true = np.zeros((3, 2, 2, 2))
+    true[1:, 0, 0] = [40.0, 0.0]  # one pixel really changes colour after frame 0
+    steady = true.copy()
+    assert metrics.flicker(steady, true) == 0.0
+    noisy = true.copy()
+    noisy[1, 1, 1] = [3.0, 4.0]  # a still pixel jumps by 5 and back: 2 of the 7 still pixel pairs move by 5
+    assert metrics.flicker(noisy, true) == pytest.approx(10.0 / 7.0)
+    wrong = true.copy()
+    wrong[1:, 0, 0] = 0.0  # missing the real change is not flicker
+    assert metrics.flicker(wrong, true) == 0.0
+    with pytest.raises(ColorkitError, match="flicker"):
+        metrics.flicker(np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2)))
+    assert math.isnan(metrics.flicker(np.zeros((2, 1, 1, 2)), np.array([[[[0.0, 0.0]]], [[[50.0, 0.0]]]])))
+
+
 # --- Semantic interpretability ----------------------------------------------------------------
 
 

@@ -16,11 +16,18 @@ EXPECTED = ["00_lab_color_space", "01_strided_cnn", "02_resnet18_basset_hound", 
             "04_user_guided", "05_unet_gan", "06_compare"]
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory):
+    """One runs folder for every notebook of the session: 06_compare then reuses the
+    smoke runs the earlier notebooks trained, as it reuses their quick runs in `make demo`."""
+    return tmp_path_factory.mktemp("runs")
+
+
 @pytest.fixture
-def kit_environment(monkeypatch, tmp_path, data_root):
-    """Reports, runs and data in temporary folders, everything at the smoke scale."""
+def kit_environment(monkeypatch, tmp_path, data_root, shared_runs):
+    """Reports in a temporary folder, runs shared, data from the session's sample set, smoke scale."""
     monkeypatch.setenv(REPORTS_ENV, str(tmp_path / "reports"))
-    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(RUNS_ENV, str(shared_runs))
     monkeypatch.setenv("COLORKIT_DATA_ROOT", str(data_root))
     monkeypatch.setenv("COLORKIT_SMOKE", "1")
     return tmp_path

@@ -103,6 +103,19 @@ def test_loss_curves_of_a_gan_run_with_a_reference_line(tmp_path, captured_figur
     assert ax.get_xlabel() == "step"
 
 
+def test_metric_curve_draws_the_band_and_a_reference_line(tmp_path, captured_figures):
+    rows = [{"hints": n, "psnr_db": 20.0 + n / 10, "psnr_db_ci95": 0.5} for n in (0, 1, 10, 100)]
+    report.metric_curve(rows, "hints", "psnr_db", tmp_path / "curve.png", reference=21.5, reference_label="automatic")
+    (ax,) = captured_figures[0].axes
+    lines = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_allclose(lines["psnr_db"].get_ydata(), [20.0, 20.1, 21.0, 30.0])
+    assert lines["automatic"].get_ydata()[0] == pytest.approx(21.5)
+    assert ax.get_xscale() == "symlog" and len(ax.collections) == 1  # the confidence band
+    assert -1 < ax.get_xlim()[0] < 0 and 100 < ax.get_xlim()[1] < 120  # no empty negative half
+    with pytest.raises(ColorkitError, match="metric_curve needs columns"):
+        report.metric_curve(rows, "hints", "ssim", tmp_path / "curve.png")
+
+
 def test_loss_curves_errors(tmp_path):
     with pytest.raises(ColorkitError, match="does not exist"):
         report.loss_curves(tmp_path / "missing.csv", tmp_path / "loss.png")

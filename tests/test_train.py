@@ -51,10 +51,11 @@ def auc_of(run_dir, rgb):
 
 def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
     # 64 px: at 32 px the shapes' finest textures (4 px periods) are averaged away by the resize.
-    # Half width and Adam: the plain 12-layer ReLU stack sits on the "predict gray" plateau for
-    # many epochs at quarter width or with RMSprop (see notebook 01).
+    # Half width and Adam at 5e-4: the plain 12-layer ReLU stack sits on the "predict gray" plateau
+    # for many epochs at quarter width, with RMSprop, or at 1e-3 (when it leaves the plateau
+    # depends on the shuffle order: measured over seeds, 5e-4 left it by epoch 4; see notebook 01).
     config = small_config(sample_root, tmp_path / "run", image_size=64, epochs=6, optimizer="adam",
-                          learning_rate=1e-3, model_options={"width": 0.5})
+                          learning_rate=5e-4, model_options={"width": 0.5})
     run_dir = train.train(config, verbose=0)
     losses = [float(r["loss"]) for r in history_rows(run_dir)]
     assert losses[-1] < 0.8 * losses[0]
@@ -257,6 +258,25 @@ def test_mirrored_strategy_on_two_logical_cpus(sample_root, tmp_path, experiment
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
     assert len(history_rows(config.out)) == (1 if experiment == "strided_cnn_dogs" else 2)
+
+
+@pytest.mark.parametrize(
+    "experiment, changes",
+    [
+        ("strided_cnn_dogs", {"mixed_precision": "mixed_bfloat16"}),
+        ("unet_gan", {"mixed_precision": "mixed_float16"}),  # the GAN loop's loss scaling
+        ("strided_cnn_dogs", {"jit_compile": "on"}),
+    ],
+)
+def test_precision_policies_and_xla_train_with_finite_losses_and_float32_outputs(sample_root, tmp_path, experiment,
+                                                                                 changes):
+    config = small_config(sample_root, tmp_path / "run", experiment=experiment, epochs=1, steps_per_epoch=2,
+                          discriminator_options={"width": 0.25}, pretrain_epochs=0, **changes)
+    run_dir = train.train(config, verbose=0)
+    last = history_rows(run_dir)[-1]
+    assert all(np.isfinite(float(last[key])) for key in ("loss", "g_total") if key in last)
+    assert colorize.load_model(run_dir).outputs[0].dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak out of a run
 
 
 # --- Validation and the CLI -----------------------------------------------------------

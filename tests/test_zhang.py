@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from colorkit import color, losses, quantize
+from colorkit import color, colorize, evaluate, losses, models, quantize, train
 from colorkit.errors import ColorkitError
+from colorkit.experiments import TrainConfig, experiment_config
 from colorkit.models.zhang import AnnealedMeanDecode, build_zhang_eccv16, zhang_inference_model
 
 BINS = quantize.ab_bins()
@@ -144,6 +145,99 @@ def test_trains_with_the_rebalanced_loss_on_ab_targets(rng):
     assert np.all(np.isfinite(history.history["loss"]))
 
 
+# --- The regression head (the "L2" row of Zhang et al.'s Table 1) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_regression():
+    return build_zhang_eccv16(width=0.125, head="regression")
+
+
+@pytest.mark.parametrize("height, width", SIZES)
+def test_regression_head_gives_ab_at_full_resolution(small_regression, rng, height, width):
+    l_norm = rng.uniform(-1, 1, (2, height, width, 1)).astype(np.float32)
+    ab = small_regression.predict(l_norm, verbose=0)
+    assert ab.shape == (2, height, width, 2) and ab.dtype == np.float32
+    assert np.all(np.abs(ab) <= 1.0)  # tanh on ab / 110, and bilinear interpolation stays inside
+    assert small_regression.output_names == ["ab"]
+    assert build_zhang_eccv16(input_shape=(64, 96, 1), width=0.0625, head="regression").output_shape == (None, 64, 96, 2)
+
+
+def test_regression_head_upsamples_like_the_classification_decode(small_regression, rng):
+    quarter = rng.uniform(-1, 1, (1, 5, 7, 2)).astype(np.float32)
+    upsampled = small_regression.get_layer("ab")(quarter).numpy()
+    np.testing.assert_allclose(upsampled, tf_resize(quarter, (20, 28)), atol=1e-6)
+    np.testing.assert_allclose(small_regression.get_layer("ab_quarter").activation(np.array([9.0])), np.tanh(9.0))
+
+
+def tf_resize(images, size):
+    import tensorflow as tf
+
+    return tf.image.resize(images, size, method="bilinear").numpy()
+
+
+def test_regression_head_parameters_and_shared_trunk():
+    count = trainable_count(build_zhang_eccv16(head="regression"))
+    assert count == expected_parameters(Q) - (256 * Q + Q) + (256 * 2 + 2)
+    regression = build_zhang_eccv16(width=0.0625, seed=3, head="regression")
+    classification = build_zhang_eccv16(width=0.0625, seed=3)
+    for layer in classification.layers:
+        if layer.name != "bin_logits" and layer.weights:
+            assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), regression.get_layer(layer.name).get_weights()))
+    assert models.build("zhang_eccv16", width=0.0625, head="regression").output_shape == (None, None, None, 2)
+
+
+def test_regression_head_refuses_bins_and_unknown_heads():
+    with pytest.raises(ColorkitError, match="num_bins"):
+        build_zhang_eccv16(width=0.0625, head="regression", num_bins=313)
+    with pytest.raises(ColorkitError, match="head"):
+        build_zhang_eccv16(width=0.0625, head="softmax")
+
+
+def test_regression_head_is_used_as_it_is(small_regression):
+    assert colorize.as_colorizer(small_regression) is small_regression
+    with pytest.raises(ColorkitError, match="regression"):
+        zhang_inference_model(small_regression)
+
+
+def test_validate_pairs_each_head_with_its_loss():
+    regression = TrainConfig(model="zhang_eccv16", model_options={"head": "regression"})
+    train.validate(regression.replace(loss="mse"))
+    train.validate(regression.replace(model_options={"head": "classification"}, loss="rebalanced_ce"))
+    with pytest.raises(ColorkitError, match="rebalanced_ce needs a classification model"):
+        train.validate(regression.replace(loss="rebalanced_ce"))
+    with pytest.raises(ColorkitError, match="head=regression"):
+        train.validate(TrainConfig(model="zhang_eccv16", loss="mse"))
+
+
+@pytest.mark.slow
+def test_regression_head_trains_colorizes_and_evaluates(sample_root, tmp_path):
+    options = {**experiment_config("zhang_classification", "smoke").model_options, "head": "regression"}
+    config = experiment_config("zhang_classification", "smoke", root=str(sample_root), loss="mse",
+                               model_options=options, out=str(tmp_path / "run"))
+    run_dir = train.train(config, verbose=0)
+    assert not (run_dir / "prior.npy").exists()  # no bins: plain MSE on ab
+    model = colorize.load_model(run_dir)
+    assert model.output_names == ["ab"]
+    image = np.random.default_rng(0).uniform(0, 1, (40, 56, 3)).astype(np.float32)
+    assert colorize.colorize(model, image).shape == image.shape
+    summary = (evaluate.evaluate_run(run_dir, out=tmp_path / "eval") / "summary.csv").read_text()
+    assert summary.startswith("method,n,") and "model" in summary and "gray" in summary
+
+
+def test_regression_head_loads_where_only_colorize_is_imported(tmp_path, rng):
+    # colorize, serve and evaluate load run folders without importing zhang.py: the head's layer must be registered anyway
+    model = build_zhang_eccv16(input_shape=(32, 32, 1), width=0.0625, head="regression")
+    l_norm = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
+    model.save(tmp_path / "regression.keras")
+    np.save(tmp_path / "l.npy", l_norm)
+    script = ("import sys, numpy as np; from colorkit import colorize; "
+              "m = colorize.load_model(sys.argv[1] + '/regression.keras'); "
+              "np.save(sys.argv[1] + '/ab.npy', m.predict(np.load(sys.argv[1] + '/l.npy'), verbose=0))")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=300)
+    np.testing.assert_array_equal(np.load(tmp_path / "ab.npy"), model.predict(l_norm, verbose=0))
+
+
 RELOAD = textwrap.dedent(
     """
     import sys
@@ -153,7 +247,7 @@ RELOAD = textwrap.dedent(
     folder = sys.argv[1]
     l_norm = np.load(folder + "/l.npy")
     outputs = {name: keras.models.load_model(f"{folder}/{name}.keras").predict(l_norm, verbose=0)
-               for name in ("logits", "decoded")}
+               for name in ("logits", "decoded", "regression")}
     np.savez(folder + "/reloaded.npz", **outputs)
     """
 )
@@ -162,9 +256,12 @@ RELOAD = textwrap.dedent(
 def test_keras_round_trip_in_a_new_process(small_model, tmp_path, rng):
     decoded = zhang_inference_model(small_model, temperature=0.3)
     l_norm = rng.uniform(-1, 1, (2, 64, 96, 1)).astype(np.float32)
-    expected = {"logits": small_model.predict(l_norm, verbose=0), "decoded": decoded.predict(l_norm, verbose=0)}
+    regression = build_zhang_eccv16(width=0.125, head="regression")
+    expected = {"logits": small_model.predict(l_norm, verbose=0), "decoded": decoded.predict(l_norm, verbose=0),
+                "regression": regression.predict(l_norm, verbose=0)}
     small_model.save(tmp_path / "logits.keras")
     decoded.save(tmp_path / "decoded.keras")
+    regression.save(tmp_path / "regression.keras")
     np.save(tmp_path / "l.npy", l_norm)
     subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path)], check=True, timeout=300)
     reloaded = np.load(tmp_path / "reloaded.npz")

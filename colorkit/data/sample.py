@@ -119,9 +119,11 @@ def _photo_crops(name: str, count: int, rng):
 # --- Shapes ----------------------------------------------------------------------------
 
 
-def _texture(kind: str, rng) -> np.ndarray:
-    """A boolean IMAGE_SIZE x IMAGE_SIZE pattern: True where the texture is light."""
+def _texture(kind: str, rng, shift: float = 0.0) -> np.ndarray:
+    """A boolean IMAGE_SIZE x IMAGE_SIZE pattern: True where the texture is light
+    (moved ``shift`` pixels to the right: the same draws give the same pattern, moved)."""
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
+    xx = xx - shift
     period = rng.uniform(4.0, 8.0)
     phase_x, phase_y = rng.uniform(0.0, 1.0, size=2)
     if kind == "stripes":
@@ -168,6 +170,43 @@ def _shape_image(rng) -> tuple[np.ndarray, list[str]]:
         lab[mask, 1:] = np.array(TEXTURE_AB[kind]) * chroma
         textures.append(kind)
     return lab, textures
+
+
+def moving_shape_frames(count: int = 8, step: int = 2, seed: int = 0) -> np.ndarray:
+    """A short clip for video colorization: ``count`` RGB frames ``[T, 64, 64, 3]`` in [0, 1].
+
+    One textured disc, coloured by its texture as the sample set's shapes are,
+    slides ``step`` pixels to the right per frame over a still gray background
+    with a lightness ramp; its texture moves with it. The background's true
+    colour never changes and the disc's is uniform, so between two frames only
+    the pixels the disc arrives on or leaves change colour: a colorizer run
+    frame by frame should keep every other pixel's colour
+    (``colorkit.metrics.flicker`` measures how far it does not). Seeded."""
+    if not 2 <= count <= 64 or not 0 <= step <= 8:
+        raise ColorkitError(f"moving_shape_frames takes 2-64 frames moving 0-8 pixels each, got {count} and {step}")
+    rng = np.random.default_rng([seed, 2000])
+    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / (IMAGE_SIZE - 1)
+    angle = rng.uniform(0.0, 2 * np.pi)
+    background = rng.uniform(45.0, 65.0) + (xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(-15.0, 15.0)
+    kind = str(rng.choice(list(TEXTURE_AB)))
+    radius = rng.uniform(10.0, 14.0)
+    travel = (count - 1) * step
+    start = rng.uniform(radius, max(radius, IMAGE_SIZE - radius - travel))
+    centre_y = rng.uniform(radius, IMAGE_SIZE - radius)
+    dark_l, light_l, chroma = rng.uniform(25.0, 45.0), rng.uniform(65.0, 90.0), rng.uniform(0.8, 1.0)
+    texture_seed = rng.integers(2**31)
+    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
+    frames = []
+    for t in range(count):
+        shift = t * step
+        disc = (xx - start - shift) ** 2 + (yy - centre_y) ** 2 < radius**2
+        light = _texture(kind, np.random.default_rng(texture_seed), shift=shift)
+        lab = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3))
+        lab[..., 0] = background
+        lab[disc, 0] = np.where(light, light_l, dark_l)[disc]
+        lab[disc, 1:] = np.array(TEXTURE_AB[kind]) * chroma
+        frames.append(np.asarray(_lab_to_image(lab), np.float32) / 255.0)
+    return np.stack(frames)
 
 
 def _lab_to_image(lab: np.ndarray) -> Image.Image:

@@ -60,7 +60,8 @@ _FAMILIES = {
     ),
     "zhang_eccv16": _Family(
         _zhang_builder,
-        "Zhang et al. ECCV 2016: ab classification over quantised bins at 1/4 resolution, annealed-mean decode",
+        "Zhang et al. ECCV 2016: ab classification over quantised bins at 1/4 resolution, annealed-mean decode "
+        "(head=regression: the L2 variant)",
         lambda options: ZHANG_REQUIRED_MULTIPLE,
     ),
     "unet_generator": _Family(

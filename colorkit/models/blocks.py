@@ -144,6 +144,36 @@ class BilinearUpsample2x(keras.layers.Layer):
         return (batch, height and 2 * height, width and 2 * width, channels)
 
 
+@keras.saving.register_keras_serializable(package="colorkit")
+class BilinearUpsample4x(keras.layers.Layer):
+    """Multiply height and width by 4 with ``tf.image.resize(..., "bilinear")``
+    (half-pixel centres), for any input size; computes in float32.
+
+    Zhang's regression head (``zhang.py``, ``head="regression"``) uses it to
+    bring its 1/4-resolution ab to the input's size, the same resize
+    ``AnnealedMeanDecode`` applies to the classification head's colours. It
+    lives here, with the layers every family shares, so that importing
+    ``colorkit.models`` registers it for ``.keras`` loading."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        return resize_by(inputs, 4)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, height and 4 * height, width and 4 * width, channels)
+
+
+def resize_by(x, factor: int):
+    """NHWC ``x`` with height and width multiplied by ``factor``, bilinear, sizes read at run time."""
+    import tensorflow as tf
+
+    return tf.image.resize(x, tf.shape(x)[1:3] * factor, method="bilinear")
+
+
 def _double_along(x, axis: int):
     """Bilinear x2 along one spatial axis: each pixel becomes two, the first
     leaning towards its previous neighbour, the second towards its next one."""

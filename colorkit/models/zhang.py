@@ -26,6 +26,13 @@ Training compares the logits with soft-encoded targets at 1/4 resolution
 (temperature 0.38) turns each pixel's distribution into one ab, which is
 normalised and upsampled x4 (bilinear) to the input's size.
 
+``head="regression"`` is the "L2" row of Zhang et al.'s Table 1: the same
+network with the 1x1 classifier replaced by a 1x1 convolution to the 2
+channels of ``ab / 110`` (tanh) at 1/4 resolution, upsampled x4 exactly as the
+decode above does, so it outputs "ab" at the input's size and trains with
+MSE like any regression model. With the same seed both heads start from the
+same conv1-conv8 weights.
+
 Weights start He-normal (the usual choice for ReLU stacks); conv biases are
 kept, as in Zhang's released model.
 """
@@ -34,12 +41,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from colorkit import color, quantize
 from colorkit.errors import ColorkitError
-from colorkit.models.blocks import Seeds, batch_norm, check_input_shape, check_width, scaled
+from colorkit.models.blocks import (
+    AB_CHANNELS, BilinearUpsample4x, Seeds, batch_norm, check_choice, check_input_shape, check_width, resize_by, scaled,
+)
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
@@ -58,6 +66,8 @@ ENCODER_BLOCKS = (
 #: conv8: channels of the 4x4 stride-2 transposed conv and of the two 3x3 convs after it.
 DECODER_CHANNELS = 256
 DECODER_CONVS = 2
+#: "classification": Q bin logits (Zhang's model); "regression": ab / 110 (the L2 row of Zhang's Table 1).
+HEADS = ("classification", "regression")
 
 
 def _check_num_bins(num_bins, model_name: str) -> int:
@@ -76,14 +86,20 @@ def build_zhang_eccv16(
     num_bins: int | None = None,
     seed: int = 0,
     name: str = "zhang_eccv16",
+    head: str = "classification",
 ) -> keras.Model:
     """Zhang et al.'s network: normalised L ("l") -> bin logits ("bin_logits") at 1/4 resolution.
 
     ``num_bins``: Q, the number of ab bins (default: colorkit's set,
     ``len(quantize.ab_bins())``); ``width`` multiplies every hidden channel
-    count; ``seed`` fixes the initial weights."""
+    count; ``seed`` fixes the initial weights. ``head="regression"`` outputs
+    normalised ab ("ab", tanh) at the input's resolution instead of logits
+    (see the module docstring); it takes no ``num_bins``."""
     check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
     width = check_width(width, name)
+    check_choice(head, HEADS, "head", name)
+    if head == "regression" and num_bins is not None:
+        raise ColorkitError(f"{name}: num_bins sizes the classification head; head='regression' predicts 2 channels")
     num_bins = _check_num_bins(num_bins, name)
     kernel_init = Seeds(seed).initializers("he_normal")
 
@@ -107,6 +123,11 @@ def build_zhang_eccv16(
     )(x)
     for index in range(2, DECODER_CONVS + 2):
         x = conv(x, DECODER_CHANNELS, f"conv8_{index}")
+    if head == "regression":
+        ab_quarter = layers.Conv2D(
+            AB_CHANNELS, 1, activation="tanh", kernel_initializer=kernel_init(), name="ab_quarter", dtype="float32",
+        )(x)
+        return keras.Model(l_input, BilinearUpsample4x(name="ab")(ab_quarter), name=name)
     # float32 logits even under a mixed-precision policy: the loss and the decode stay exact.
     logits = layers.Conv2D(num_bins, 1, kernel_initializer=kernel_init(), name="bin_logits", dtype="float32")(x)
     return keras.Model(l_input, logits, name=name)
@@ -132,12 +153,11 @@ class AnnealedMeanDecode(keras.layers.Layer):
 
     def call(self, logits):
         ab = quantize.annealed_mean(logits, self.bins, self.temperature)
-        size = tf.shape(ab)[1:3] * HEAD_STRIDE
-        return tf.image.resize(color.normalize_ab(ab), size, method="bilinear")
+        return resize_by(color.normalize_ab(ab), HEAD_STRIDE)
 
     def compute_output_shape(self, input_shape):
         batch, height, width = input_shape[:3]
-        return (batch, *(None if side is None else side * HEAD_STRIDE for side in (height, width)), 2)
+        return (batch, *(None if side is None else side * HEAD_STRIDE for side in (height, width)), AB_CHANNELS)
 
     def get_config(self):
         config = super().get_config()
@@ -152,6 +172,8 @@ def zhang_inference_model(
 
     The new model shares ``model``'s layers and weights. ``bins`` must be the set
     the model was trained with (default: colorkit's)."""
+    if model.outputs[0].shape[-1] == AB_CHANNELS:
+        raise ColorkitError(f"{model.name} already predicts ab (a regression head): it needs no annealed-mean decode")
     decode = AnnealedMeanDecode(temperature, bins, name="ab")
     num_bins = model.outputs[0].shape[-1]
     if num_bins != len(decode.bins):
@@ -159,4 +181,5 @@ def zhang_inference_model(
             f"{model.name} predicts {num_bins} classes but {len(decode.bins)} bins were given; "
             "decode with the bins the model was trained on"
         )
-    return keras.Model(model.inputs, decode(model.outputs[0]), name=f"{model.name}_decoded")
+    # ``model.input``: a single-input model keeps taking a bare tensor (``model.inputs`` would make it a list of one)
+    return keras.Model(model.input, decode(model.outputs[0]), name=f"{model.name}_decoded")
