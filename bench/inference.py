@@ -3,7 +3,10 @@
 One 1024 x 768 JPEG per model (load, predict at the model's working size, 256 px, upsample
 ab, join with the full-resolution L, save with Pillow), in milliseconds; then a
 folder of photos, in images per second. Models are freshly built and
-untrained: the time does not depend on the weights.
+untrained: the network's time does not depend on its weights, but the kit's
+gamut fit does (it bisects every pixel predicted outside sRGB, and a random
+model puts many there: most of the ResNet decoder's extra time), so the
+kit's side is an upper bound. The baseline clips instead, which changes L.
 
 Baseline: the way the reports' sources do it, written here in our own words
 (richzhang/colorization's demo recipe with scikit-image): Pillow to load and
