@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bench.common import Comparison, interleaved, jpeg_folder, rate
-from colorkit import color
+from colorkit.data import legacy
 
 ITEM = "2 input pipeline"
 TARGET = 10.0
@@ -45,13 +44,9 @@ def report_generator(folder, image_size: int, batch_size: int, seed: int = 0):
 def report_epoch(generator) -> int:
     """One epoch of the report's batches: each RGB batch converted image by image
     with skimage, then split and normalised. Returns the number of images."""
-    from skimage.color import rgb2lab
-
     count = 0
     for index in range(len(generator)):
-        rgb = generator[index]
-        lab = np.stack([rgb2lab(image) for image in rgb]).astype(np.float32)
-        l_norm, _ab_norm = color.normalize_l(lab[..., :1]), color.normalize_ab(lab[..., 1:])
+        l_norm, _ab_norm = legacy.skimage_model_io(generator[index])
         count += len(l_norm)
     generator.on_epoch_end()  # a new shuffle, as Keras 2's fit did between epochs
     return count

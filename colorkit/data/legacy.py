@@ -46,8 +46,9 @@ REPORT_AUGMENTATION = dict(
 LAB_BACKENDS = ("tf", "skimage")
 
 
-def _skimage_model_io(rgb: np.ndarray):
-    """The report's conversion: scikit-image's ``rgb2lab``, image by image."""
+def skimage_model_io(rgb: np.ndarray):
+    """The report's conversion: scikit-image's ``rgb2lab``, image by image (also
+    the baseline of bench/ item 2)."""
     from skimage.color import rgb2lab
 
     lab = np.stack([rgb2lab(image) for image in rgb]).astype(np.float32)
@@ -119,4 +120,4 @@ def make_generator(
             seed=seed,
             validate_filenames=False,  # already checked, more thoroughly, by scan_images
         )
-    return _LabBatches(iterator, _skimage_model_io if lab == "skimage" else _tf_model_io, **pydataset_options)
+    return _LabBatches(iterator, skimage_model_io if lab == "skimage" else _tf_model_io, **pydataset_options)
