@@ -64,9 +64,8 @@ class Scale:
     # 4. training throughput
     train_models: tuple = ("strided_cnn", "resnet18_decoder", "zhang_eccv16", "unet_generator", "patchgan")
     train_sizes: tuple = (64, 128, 256)
-    train_jit_sizes: tuple = (64,)  # XLA compilation of a train step takes minutes at 256 px on 2 cores
-    # compiling Zhang's net or the GAN step takes minutes on 2 cores: XLA is timed on the three lighter ones
-    train_jit_models: tuple = ("strided_cnn", "resnet18_decoder", "patchgan")
+    train_jit_sizes: tuple = (64, 128, 256)  # compiling one step takes 4-18 s on 2 cores (first-step note)
+    train_jit_models: tuple = ("strided_cnn", "resnet18_decoder", "zhang_eccv16", "unet_generator", "patchgan")
     train_width: float = 0.25
     train_steps: int = 2
     # 4b. precision policies (each model with its quick recipe's options)

@@ -338,6 +338,28 @@ def test_large_jpegs_are_prescaled_while_decoding_and_still_correct(tmp_path, rn
     assert np.abs(batch - reference).mean() < 0.02
 
 
+def test_files_needing_different_decoding_share_a_dataset_and_each_gets_its_own(tmp_path, rng):
+    """How a file is decoded and resized is planned from its probe: a JPEG
+    exactly 32 px (kept), a small one (enlarged), large ones (decoded at 1/8,
+    then resized bilinearly or, still 2x too large, antialiased), a PNG
+    (antialiased). Mixed in one dataset, each comes out as it does alone and
+    close to its centred square resized directly."""
+    shapes = {"exact.jpg": (32, 48), "small.jpg": (20, 30), "large.jpg": (300, 400),
+              "huge.jpg": (600, 900), "large.png": (100, 150)}
+    paths, references = [], []
+    for name, (height, width) in shapes.items():
+        photo = _photo(rng, height, width)
+        paths.append(_save(photo, tmp_path / name, **({"quality": 95} if name.endswith(".jpg") else {})))
+        left = (width - height) // 2
+        square = decode.load_rgb(paths[-1])[:, left : left + height]
+        references.append(tf.image.resize(square, [32, 32], antialias=True).numpy())
+    mixed = _epoch(pipeline.make_rgb_dataset(paths, image_size=32, batch_size=len(paths)))
+    for image, path, reference in zip(mixed, paths, references):
+        alone = _epoch(pipeline.make_rgb_dataset([path], image_size=32, batch_size=1))[0]
+        np.testing.assert_allclose(image, alone, atol=1e-6, err_msg=path)
+        assert np.abs(image - reference).mean() < 0.02, path
+
+
 def test_exif_rotation_happens_in_the_pipeline_too(tmp_path):
     path = _exif_rotated_jpeg(tmp_path / "rotated.jpg")
     batch = next(iter(pipeline.make_rgb_dataset([path], image_size=10, batch_size=1))).numpy()[0]

@@ -63,6 +63,7 @@ class Probe:
     route: int | None  # ROUTE_* or None when the file is skipped
     reason: str = ""  # why it is skipped (empty when it is readable)
     too_large: bool = False  # skipped for its pixel count (the API answers 413, not 400)
+    side: int = 0  # the shorter of width and height as stored (0 when skipped): the centred square's side
 
 
 class ImageTooLarge(ColorkitError):
@@ -153,7 +154,7 @@ def probe(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Probe:
     if image_format in ("JPEG", "PNG") and not _ends_cleanly(path, image_format):
         if not _decodes_fully(path):
             return Probe(None, f"a truncated {image_format}")
-    return Probe(route)
+    return Probe(route, side=min(width, height))
 
 
 def scan_images(paths_or_folder, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -254,31 +255,41 @@ def centre_square(image):
     return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
 
 
-def _jpeg_square_at_scale(data, shape, scale: int):
-    """The centre square of a JPEG decoded at 1/``scale`` of its size. libjpeg
-    scales in the DCT domain (an area-like filter, and much less work), and the
-    crop window is given in the scaled image's coordinates."""
+#: The scales libjpeg can decode at (1/1, 1/2, 1/4, 1/8): index = number of halvings.
+JPEG_SCALES = (1, 2, 4, 8)
+
+
+def jpeg_halvings(side, min_side: int):
+    """How often (0-3) a JPEG whose centred square is ``side`` px can be halved
+    while decoding and keep that square at least ``min_side`` px wide: a 2000 px
+    photo for a 256 px model is decoded at 1/4, leaving a reduction of less
+    than 2x to resize. ``side`` may be a number or a vector (one per file)."""
+    side = tf.convert_to_tensor(side, tf.int32)
+    larger_scales = tf.constant(JPEG_SCALES[1:], tf.int32)
+    return tf.reduce_sum(tf.cast(side[..., None] >= min_side * larger_scales, tf.int32), axis=-1)
+
+
+def scaled_side(side, halvings):
+    """The centred square's side once decoded at 1 / 2**``halvings`` (libjpeg rounds up)."""
+    scale = tf.bitwise.left_shift(1, tf.convert_to_tensor(halvings, tf.int32))
+    return (tf.convert_to_tensor(side, tf.int32) + scale - 1) // scale
+
+
+def tf_decode_jpeg_square(data, scale: int):
+    """JPEG bytes -> float32 RGB in [0, 1]: the centred square only, decoded at
+    1/``scale`` of its size. libjpeg scales in the DCT domain (an area-like
+    filter, and much less work), and the crop window is given in the scaled
+    image's coordinates."""
+    shape = tf.image.extract_jpeg_shape(data)
     height, width = (shape[0] + scale - 1) // scale, (shape[1] + scale - 1) // scale
     window = _centre_square_window(height, width)
-    return tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
-
-
-def tf_decode_jpeg(data, min_side=None):
-    """JPEG bytes -> float32 RGB in [0, 1], the whole image.
-
-    With ``min_side`` only the centred square is decoded, at the smallest DCT
-    scale (1, 1/2, 1/4 or 1/8) that keeps it at least ``min_side`` pixels wide:
-    a 2000 px photo for a 256 px model is decoded at 1/4, so what is left to
-    resize is a reduction of less than 2x."""
-    if min_side is None:
-        pixels = tf.io.decode_jpeg(data, channels=3)
-    else:
-        shape = tf.image.extract_jpeg_shape(data)
-        side = tf.minimum(shape[0], shape[1])
-        halvings = tf.reduce_sum(tf.cast(side >= min_side * tf.constant([2, 4, 8]), tf.int32))
-        branches = [lambda scale=scale: _jpeg_square_at_scale(data, shape, scale) for scale in (1, 2, 4, 8)]
-        pixels = tf.switch_case(halvings, branches)
+    pixels = tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
     return tf.image.convert_image_dtype(pixels, tf.float32)
+
+
+def tf_decode_jpeg(data):
+    """JPEG bytes -> float32 RGB in [0, 1], the whole image."""
+    return tf.image.convert_image_dtype(tf.io.decode_jpeg(data, channels=3), tf.float32)
 
 
 def tf_decode_png_rgba(data):

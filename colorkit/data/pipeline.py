@@ -12,7 +12,8 @@ Why this shape:
 * Decoding runs in TensorFlow's C++ decoders with ``num_parallel_calls``; only
   files TensorFlow gets wrong go through Pillow (see ``colorkit.data.decode``).
   Every file is probed once before the pipeline starts, so unreadable files are
-  named in one warning and never reach it. A file damaged in a way the probe
+  named in one warning and never reach it, and each file's decoder and resize
+  are chosen from its probe beforehand (no branching per image when they agree). A file damaged in a way the probe
   cannot see is dropped by ``ignore_errors`` instead of ending the epoch, and
   replaced by a mid-gray image so every epoch has a known length.
 * Resize policy: the largest centred square is cut out, then resized to
@@ -40,13 +41,19 @@ import tensorflow as tf
 from colorkit import color
 from colorkit.data.decode import (
     DEFAULT_MAX_PIXELS,
+    JPEG_SCALES,
+    ROUTE_JPEG,
+    ROUTE_PNG,
     centre_square,
+    jpeg_halvings,
     load_image,
     load_rgb,
     pil_rgb,
     probe_all,
+    scaled_side,
     scan_images,
     tf_decode_jpeg,
+    tf_decode_jpeg_square,
     tf_decode_png,
     warn_skipped,
 )
@@ -73,6 +80,11 @@ _log = logging.getLogger(__name__)
 
 # --- Decoding inside the graph ------------------------------------------------------
 
+#: The square decoders, by index: a JPEG at 1/1, 1/2, 1/4, 1/8 (0-3), a PNG, Pillow.
+_PNG_SQUARE, _PIL_SQUARE = len(JPEG_SCALES), len(JPEG_SCALES) + 1
+#: How a decoded square reaches the model's size, by index.
+_KEEP, _SHRINK_ANTIALIASED, _BILINEAR = 0, 1, 2
+
 
 def _pil_in_graph(path):
     """Pillow decoding wrapped for tf.data (only for files routed to Pillow)."""
@@ -81,58 +93,92 @@ def _pil_in_graph(path):
     return rgb
 
 
-def _decode(path, route, image_size=None, routes_present=None):
-    """One file -> float32 RGB in [0, 1]; ``route`` picks the decoder (see
-    ``colorkit.data.decode``). With ``image_size`` only the centred square is
-    kept (JPEGs are cropped and pre-scaled while decoding).
+def _choose(index, branches, present):
+    """``branches[index]()``, for a tensor ``index``.
 
-    ``routes_present``: the routes any file of the dataset takes. When that is
-    one route (a folder of JPEGs, the usual case) its decoder is called
-    directly: a ``switch_case`` runs its branch as a separate function call,
-    which costs about a tenth of decoding a 256 px JPEG."""
+    ``present``: the indices any element of the dataset takes, known before it
+    starts. When that is one index (a folder of similar JPEGs, the usual case)
+    its branch is called directly: a ``switch_case`` runs its branch as a
+    separate function call, which costs about a tenth of decoding a 256 px
+    JPEG, and more again each time an iterator starts (every epoch)."""
+    if len(present) == 1:
+        return branches[present[0]]()
+    return tf.switch_case(index, branches)
 
-    def pil():
-        rgb = _pil_in_graph(path)
-        return centre_square(rgb) if image_size else rgb
 
+def _decode_whole(path, route, routes_present):
+    """One file -> float32 RGB in [0, 1], at full size; ``route`` picks the
+    decoder (see ``colorkit.data.decode``)."""
     branches = [
-        lambda: tf_decode_jpeg(tf.io.read_file(path), min_side=image_size),
-        lambda: tf_decode_png(tf.io.read_file(path), square=bool(image_size)),
-        pil,
+        lambda: tf_decode_jpeg(tf.io.read_file(path)),
+        lambda: tf_decode_png(tf.io.read_file(path), square=False),
+        lambda: _pil_in_graph(path),
     ]
-    if routes_present is not None and len(set(routes_present)) == 1:
-        return branches[next(iter(routes_present))]()
-    return tf.switch_case(route, branches)
+    return _choose(route, branches, routes_present)
 
 
-def _resize(square_image, image_size: int):
-    """A square float image -> ``image_size`` x ``image_size``, in [0, 1].
+def _decode_square(path, decoder, decoders_present):
+    """One file -> the centred square of its pixels, float32 RGB in [0, 1].
+    ``decoder`` indexes the square decoders (see ``_square_decoders``)."""
+    branches = [lambda scale=scale: tf_decode_jpeg_square(tf.io.read_file(path), scale) for scale in JPEG_SCALES]
+    branches += [
+        lambda: tf_decode_png(tf.io.read_file(path), square=True),
+        lambda: centre_square(_pil_in_graph(path)),
+    ]
+    return _choose(decoder, branches, decoders_present)
 
-    Antialiasing costs about 2.5x a plain bilinear resize and only matters when
-    shrinking by 2x or more; JPEGs arrive here pre-scaled below that, so they
-    skip it. A square that already has the right size is passed through."""
-    side, size = tf.shape(square_image)[0], [image_size, image_size]
-    resized = tf.case(
-        [
-            (side == image_size, lambda: square_image),
-            (side >= 2 * image_size, lambda: tf.image.resize(square_image, size, antialias=True)),
-        ],
-        default=lambda: tf.image.resize(square_image, size),
-    )
-    resized = tf.clip_by_value(resized, 0.0, 1.0)
+
+def _square_decoders(routes, sides, image_size: int) -> np.ndarray:
+    """The square decoder of every file, from its probe: JPEGs are cropped and
+    decoded at the smallest DCT scale that keeps the square at least
+    ``image_size`` wide (``jpeg_halvings``); PNGs and Pillow's files whole."""
+    routes = np.asarray(routes)
+    halvings = jpeg_halvings(sides, image_size).numpy()
+    others = np.where(routes == ROUTE_PNG, _PNG_SQUARE, _PIL_SQUARE)
+    return np.where(routes == ROUTE_JPEG, halvings, others)
+
+
+def _decoded_sides(sides, decoders) -> np.ndarray:
+    """The side of every file's square as decoded (JPEGs shrink with their DCT scale)."""
+    halvings = np.where(np.asarray(decoders) < _PNG_SQUARE, decoders, 0)
+    return scaled_side(sides, halvings).numpy()
+
+
+def _resize_mode(side, image_size: int):
+    """How a decoded square of ``side`` px reaches ``image_size``: kept as it is,
+    shrunk with antialiasing (2x or more), or resized bilinearly. ``side`` may
+    be a tensor inside the graph or a vector of every file's side beforehand.
+
+    Antialiasing costs about 2.5x a plain bilinear resize and only matters
+    when shrinking by 2x or more; JPEGs arrive pre-scaled below that."""
+    side = tf.convert_to_tensor(side, tf.int32)
+    return tf.where(side == image_size, _KEEP, tf.where(side >= 2 * image_size, _SHRINK_ANTIALIASED, _BILINEAR))
+
+
+def _resize(square_image, image_size: int, mode, modes_present=(_KEEP, _SHRINK_ANTIALIASED, _BILINEAR)):
+    """A square float image -> ``image_size`` x ``image_size``, in [0, 1];
+    ``mode`` from ``_resize_mode``."""
+    size = [image_size, image_size]
+    branches = [
+        lambda: square_image,
+        lambda: tf.image.resize(square_image, size, antialias=True),
+        lambda: tf.image.resize(square_image, size),
+    ]
+    resized = tf.clip_by_value(_choose(mode, branches, modes_present), 0.0, 1.0)
     resized.set_shape([image_size, image_size, 3])
     return resized
 
 
 def _readable(paths, max_pixels: int):
-    """Probe every file; warn about the unreadable ones; ``(paths, routes)``."""
+    """Probe every file; warn about the unreadable ones; ``(paths, routes, sides)``
+    of the readable ones (``sides``: each centred square's side as stored)."""
     probed = probe_all(paths, max_pixels)
     skipped = [(path, found.reason) for path, found in probed if found.route is None]
     warn_skipped(skipped, len(probed))
-    readable = [(path, found.route) for path, found in probed if found.route is not None]
+    readable = [(path, found) for path, found in probed if found.route is not None]
     if not readable:
         raise ColorkitError(f"none of the {len(probed)} files is a readable image; see the warning above for why")
-    return [p for p, _ in readable], [r for _, r in readable]
+    return [p for p, _ in readable], [f.route for _, f in readable], [f.side for _, f in readable]
 
 
 # --- Augmentation ---------------------------------------------------------------
@@ -198,28 +244,34 @@ def batch_images(images, image_size: int, batch_size: int, augment=False, seed: 
     _check_sizes(image_size, batch_size)
 
     def prepare(image):
-        image = tf.image.convert_image_dtype(image, tf.float32)[..., :3]
-        return _resize(centre_square(image), image_size)
+        square = centre_square(tf.image.convert_image_dtype(image, tf.float32)[..., :3])
+        return _resize(square, image_size, _resize_mode(tf.shape(square)[0], image_size))
 
     images = images.map(prepare, num_parallel_calls=AUTOTUNE)
     return _batched(images, batch_size, drop_remainder, augment, seed).prefetch(AUTOTUNE)
 
 
-def _decoded_epoch(paths, routes, image_size: int, shuffle: bool, seed: int):
+def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: int):
     """One epoch of decoded, resized images, exactly ``len(paths)`` long.
 
-    ``ignore_errors`` drops an image whose decoding fails despite the probe
-    (damage deep inside the compressed data); the epoch is then topped up with
-    mid-gray images (L = 50, ab = 0) so it keeps its length. A known length is
-    what lets Keras show progress and count steps from the first epoch."""
-    files = tf.data.Dataset.from_tensor_slices((paths, tf.constant(routes, tf.int32)))
+    How each file is decoded and resized is settled beforehand from its probe
+    (route and size), so a folder of similar photos runs one straight line of
+    ops per image, without branches. ``ignore_errors`` drops an image whose
+    decoding fails despite the probe (damage deep inside the compressed data);
+    the epoch is then topped up with mid-gray images (L = 50, ab = 0) so it
+    keeps its length. A known length is what lets Keras show progress and
+    count steps from the first epoch."""
+    decoders = _square_decoders(routes, sides, image_size)
+    modes = _resize_mode(_decoded_sides(sides, decoders), image_size).numpy()
+    decoders_present, modes_present = tuple(np.unique(decoders)), tuple(np.unique(modes))
+
+    def load(path, decoder, mode):
+        return _resize(_decode_square(path, decoder, decoders_present), image_size, mode, modes_present)
+
+    files = tf.data.Dataset.from_tensor_slices((paths, decoders.astype(np.int32), modes.astype(np.int32)))
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    present = tuple(sorted(set(routes)))
-    images = files.map(
-        lambda path, route: _resize(_decode(path, route, image_size, present), image_size),
-        num_parallel_calls=AUTOTUNE,
-    ).ignore_errors()
+    images = files.map(load, num_parallel_calls=AUTOTUNE).ignore_errors()
     gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], _MID_GRAY)).repeat()
     return images.concatenate(gray).take(len(paths))
 
@@ -227,8 +279,8 @@ def _decoded_epoch(paths, routes, image_size: int, shuffle: bool, seed: int):
 def _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels):
     """The pipeline up to RGB batches, without the final prefetch."""
     _check_sizes(image_size, batch_size)
-    paths, routes = _readable(paths, max_pixels)
-    images = _decoded_epoch(paths, routes, image_size, shuffle, seed)
+    paths, routes, sides = _readable(paths, max_pixels)
+    images = _decoded_epoch(paths, routes, sides, image_size, shuffle, seed)
     if repeat:
         images = images.repeat()  # each pass re-runs the shuffle: a new order per epoch
     return _batched(images, batch_size, drop_remainder, augment, seed)
@@ -303,10 +355,11 @@ def drop_grayscale(paths, threshold: float = 5.0, max_pixels: int = DEFAULT_MAX_
     model to predict no colour). Images are checked at full resolution;
     unreadable files are in neither list (they are named in a warning).
     The count is logged on the ``colorkit.data.pipeline`` logger."""
-    readable, routes = _readable(paths, max_pixels)
+    readable, routes, _ = _readable(paths, max_pixels)
+    routes_present = tuple(sorted(set(routes)))
 
     def chroma(path, route):
-        ab = color.rgb_to_lab(_decode(path, route))[..., 1:]
+        ab = color.rgb_to_lab(_decode_whole(path, route, routes_present))[..., 1:]
         return path, tf.reduce_max(tf.abs(ab))
 
     files = tf.data.Dataset.from_tensor_slices((readable, tf.constant(routes, tf.int32)))
