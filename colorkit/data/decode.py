@@ -269,9 +269,8 @@ def jpeg_halvings(side, min_side: int):
     return tf.reduce_sum(tf.cast(side[..., None] >= min_side * larger_scales, tf.int32), axis=-1)
 
 
-def scaled_side(side, halvings):
-    """The centred square's side once decoded at 1 / 2**``halvings`` (libjpeg rounds up)."""
-    scale = tf.bitwise.left_shift(1, tf.convert_to_tensor(halvings, tf.int32))
+def scaled_side(side, scale):
+    """A length in pixels once a JPEG is decoded at 1/``scale`` (libjpeg rounds up)."""
     return (tf.convert_to_tensor(side, tf.int32) + scale - 1) // scale
 
 
@@ -281,8 +280,7 @@ def tf_decode_jpeg_square(data, scale: int):
     filter, and much less work), and the crop window is given in the scaled
     image's coordinates."""
     shape = tf.image.extract_jpeg_shape(data)
-    height, width = (shape[0] + scale - 1) // scale, (shape[1] + scale - 1) // scale
-    window = _centre_square_window(height, width)
+    window = _centre_square_window(scaled_side(shape[0], scale), scaled_side(shape[1], scale))
     pixels = tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
     return tf.image.convert_image_dtype(pixels, tf.float32)
 

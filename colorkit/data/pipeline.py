@@ -140,8 +140,8 @@ def _square_decoders(routes, sides, image_size: int) -> np.ndarray:
 
 def _decoded_sides(sides, decoders) -> np.ndarray:
     """The side of every file's square as decoded (JPEGs shrink with their DCT scale)."""
-    halvings = np.where(np.asarray(decoders) < _PNG_SQUARE, decoders, 0)
-    return scaled_side(sides, halvings).numpy()
+    scales = np.where(np.asarray(decoders) < _PNG_SQUARE, np.take(JPEG_SCALES, decoders, mode="clip"), 1)
+    return scaled_side(sides, scales.astype(np.int32)).numpy()
 
 
 def _resize_mode(side, image_size: int):
