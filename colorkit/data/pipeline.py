@@ -13,9 +13,10 @@ Why this shape:
   files TensorFlow gets wrong go through Pillow (see ``colorkit.data.decode``).
   Every file is probed once before the pipeline starts, so unreadable files are
   named in one warning and never reach it, and each file's decoder and resize
-  are chosen from its probe beforehand (no branching per image when they agree). A file damaged in a way the probe
-  cannot see is dropped by ``ignore_errors`` instead of ending the epoch, and
-  replaced by a mid-gray image so every epoch has a known length.
+  are chosen from its probe beforehand (no branching per image when all files
+  agree). A file damaged in a way the probe cannot see is dropped by
+  ``ignore_errors`` instead of ending the epoch, and replaced by a mid-gray
+  image so every epoch has a known length.
 * Resize policy: the largest centred square is cut out, then resized to
   ``image_size`` x ``image_size`` (bilinear; antialiased when shrinking 2x or
   more). Nothing is stretched; the borders of non-square photos are lost.
@@ -140,8 +141,8 @@ def _square_decoders(routes, sides, image_size: int) -> np.ndarray:
 
 def _decoded_sides(sides, decoders) -> np.ndarray:
     """The side of every file's square as decoded (JPEGs shrink with their DCT scale)."""
-    scales = np.where(np.asarray(decoders) < _PNG_SQUARE, np.take(JPEG_SCALES, decoders, mode="clip"), 1)
-    return scaled_side(sides, scales.astype(np.int32)).numpy()
+    halvings = np.where(np.asarray(decoders) < _PNG_SQUARE, decoders, 0)
+    return scaled_side(sides, (2 ** halvings).astype(np.int32)).numpy()
 
 
 def _resize_mode(side, image_size: int):
