@@ -92,6 +92,8 @@ class Scale:
     scaling_batch: int = 8  # divides both counts: no smaller last batch (and no extra compilation) in either
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
+    # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
+    one_core_items: tuple = ("pipeline",)
 
 
 FULL = Scale(name="full", repeats=5, pipeline_images=320, soft_maps=6)
@@ -100,6 +102,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
+    one_core_items=(),  # with short epochs one core shows a stall, not the per-core speed (see one_core_rows)
 )
 
 
@@ -138,6 +141,27 @@ def run_items(names, scale: Scale, log=print, durations: dict | None = None) -> 
 BFC_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
 
+def _child_rows(chosen, scale: "Scale", tag: str, log=print, env=None, cpus=None) -> list[dict]:
+    """Run the ``chosen`` items in a child process, with ``env`` added to its
+    environment and, given ``cpus``, only those CPU cores; its rows (each with
+    its own baseline, measured in that same process) get `` [tag]`` on their case."""
+    log(f"[bench] again with {tag} (a child process): {', '.join(chosen)} ...", flush=True)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, **(env or {}))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.runner", "--child", ",".join(chosen), "--scale-json", json.dumps(dataclasses.asdict(scale))],
+        capture_output=True, text=True, env=env, cwd=root, check=False,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the run with {tag} failed: {done.stderr.strip()[-2000:]}")
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    for row in rows:
+        row["case"] += f" [{tag}]"
+    return rows
+
+
 def allocator_rows(names, scale: "Scale", log=print) -> list[dict]:
     """The data-path items again, in a child process with the other CPU allocator.
 
@@ -148,26 +172,33 @@ def allocator_rows(names, scale: "Scale", log=print) -> list[dict]:
     the work). TensorFlow's BFC allocator keeps and reuses them, and importing
     colorkit chooses it (``TF_CPU_ALLOCATOR_USE_BFC=true``, unless already set).
     It can only be chosen before a process's first op, hence the child, which
-    shows what that choice is worth; its rows carry their own baselines,
-    measured in that same process."""
+    shows what that choice is worth."""
     chosen = [name for name in names if name in scale.allocator_items]
     if not chosen:
         return []
     other = "false" if os.environ.get(BFC_VARIABLE, "").lower() == "true" else "true"
-    log(f"[bench] again with {BFC_VARIABLE}={other} (a child process): {', '.join(chosen)} ...", flush=True)
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, **{BFC_VARIABLE: other})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.runner", "--child", ",".join(chosen), "--scale-json", json.dumps(dataclasses.asdict(scale))],
-        capture_output=True, text=True, env=env, cwd=root, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the {BFC_VARIABLE}={other} run failed: {done.stderr.strip()[-2000:]}")
-    rows = json.loads(done.stdout.strip().splitlines()[-1])
-    for row in rows:
-        row["case"] += f" [{BFC_VARIABLE}={other}]"
-    return rows
+    return _child_rows(chosen, scale, f"{BFC_VARIABLE}={other}", log, env={BFC_VARIABLE: other})
+
+
+#: the tag of the rows measured on one CPU core
+ONE_CORE = "one CPU core"
+
+
+def one_core_rows(names, scale: "Scale", log=print) -> list[dict]:
+    """The input pipeline again, in a child process pinned to one CPU core.
+
+    Why: the reports' generator and skimage run on one core whatever the
+    machine has, while ``tf.data`` spreads decoding and the Lab step over all
+    of them. Both sides on one core give the speed-up per core, from which a
+    machine with more cores can be judged (Linux only: elsewhere there is no
+    call to pin a process). Only at full scale: on one core an epoch of the
+    (L, ab) pipeline takes whole multiples of about 0.33 s (80 files 0.34 s,
+    160 files 0.66 s, 320 files 0.66 s, 640 files 1.3 s), so short epochs
+    measure that stall rather than the work."""
+    chosen = [name for name in names if name in scale.one_core_items]
+    if not chosen or not hasattr(os, "sched_setaffinity"):
+        return []
+    return _child_rows(chosen, scale, ONE_CORE, log, cpus={min(os.sched_getaffinity(0))})
 
 
 def _child(names: str, scale_json: str) -> None:
@@ -257,10 +288,11 @@ def main(quick: bool = False, only: str | None = None, out=None, scale: Scale | 
     start = time.perf_counter()
     durations = {}
     rows = run_items(names, scale, log, durations)
-    start_child = time.perf_counter()
-    rows += allocator_rows(names, scale, log)
-    if time.perf_counter() - start_child > 1:
-        durations["BFC child"] = time.perf_counter() - start_child
+    for label, child in (("BFC child", allocator_rows), ("one-core child", one_core_rows)):
+        start_child = time.perf_counter()
+        rows += child(names, scale, log)
+        if time.perf_counter() - start_child > 1:
+            durations[label] = time.perf_counter() - start_child
     wall = time.perf_counter() - start
     csv_path, md_path = write_results(rows, out or DEFAULT_OUT, scale, wall, durations)
     log(format_table(rows))
@@ -277,7 +309,7 @@ def tiny(**changes) -> Scale:
         precision_size=16, precision_steps=2, inference_image=(48, 40), inference_size=32,
         inference_width=0.25, inference_models=("strided_cnn",), folder_images=3, folder_image=(40, 32),
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
-        allocator_items=("lab",),
+        allocator_items=("lab",), one_core_items=("lab",),
     )
     return dataclasses.replace(small, **changes)
 

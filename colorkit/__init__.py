@@ -12,6 +12,20 @@ import os
 __version__ = "0.1.0"
 
 
+def _match_threads_to_cores():
+    """Give TensorFlow one intra-op thread per core this process may use.
+
+    A process held to some of the machine's cores (``taskset``, a container's
+    cpuset, a Slurm job) otherwise gets TensorFlow's default thread count, and
+    the input pipeline's threads crowd those cores: measured with one core of
+    two (bench/, the one-core rows), the (L, ab) pipeline ran at half speed."""
+    if not hasattr(os, "sched_getaffinity"):  # Linux only; elsewhere the default stands
+        return
+    cores = len(os.sched_getaffinity(0))
+    if cores < (os.cpu_count() or cores):
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cores))
+
+
 def _import_tensorflow_quietly():
     """Import TensorFlow with its C++ start-up log silenced (see module docstring)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -22,6 +36,7 @@ def _import_tensorflow_quietly():
     # them. Read once, before the first op: bench/ item 1 measured the batched Lab
     # conversion 1.9x faster with it, the input pipeline 1.3x.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    _match_threads_to_cores()
     if os.environ.get("COLORKIT_VERBOSE_TF"):
         import tensorflow  # noqa: F401
         return

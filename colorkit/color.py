@@ -49,6 +49,8 @@ _WHITE_XYZ_FROM_RGB = XYZ_FROM_RGB / np.array(WHITE_D65)[:, None]
 #: as a matrix (rows: L, a, b), so the last step is one product plus an offset.
 _LAB_FROM_F = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]])
 _LAB_OFFSET = (-16.0, 0.0, 0.0)
+#: The way back: white-relative XYZ -> linear sRGB, the white point folded into the matrix.
+_RGB_FROM_WHITE_XYZ = RGB_FROM_XYZ * np.array(WHITE_D65)[None, :]
 
 # --- Model normalisation (the only place these numbers live) ------------------
 
@@ -106,7 +108,9 @@ def _positive_pow(x, exponent):
     return tf.exp(exponent * tf.math.log(x))
 
 
-def _srgb_to_linear(rgb):
+def srgb_to_linear(rgb):
+    """sRGB values -> linear light (undo the companding). Monotone, so it maps the
+    bounds of [0, 1] onto themselves: the gamut fit checks colours in linear light."""
     gamma = _positive_pow((_safe(rgb, 0.04045) + 0.055) / 1.055, 2.4)
     return tf.where(rgb > 0.04045, gamma, rgb / 12.92)
 
@@ -149,22 +153,29 @@ def rgb_to_lab(rgb):
     f() (a cube root), one matrix product to Lab. Compiled with XLA (as the
     data pipeline runs it) each non-linear step is one fused pass over the pixels."""
     x = _to_float_tensor(rgb)
-    f = _lab_f(_matmul_last(_srgb_to_linear(x), _WHITE_XYZ_FROM_RGB))
+    f = _lab_f(_matmul_last(srgb_to_linear(x), _WHITE_XYZ_FROM_RGB))
     lab = _matmul_last(f, _LAB_FROM_F) + tf.constant(_LAB_OFFSET, dtype=x.dtype)
     return _like_input(lab, rgb)
+
+
+def lab_to_linear_rgb(lab):
+    """CIELAB (``[..., 3]``) -> linear-light sRGB, unclipped and not yet companded.
+
+    A colour is displayable exactly when all three values lie in [0, 1], so gamut
+    checks stop here: that skips the companding pow, most of the cost."""
+    x = _to_float_tensor(lab)
+    lightness, a, b = tf.unstack(x, axis=-1)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = tf.maximum(fy - b / 200.0, 0.0)  # skimage clamps negative z the same way
+    return _matmul_last(_lab_f_inverse(tf.stack([fx, fy, fz], axis=-1)), _RGB_FROM_WHITE_XYZ)
 
 
 def lab_to_rgb(lab, clip=True):
     """CIELAB (``[..., 3]``) -> sRGB in [0, 1]. Colours outside the sRGB gamut are
     clipped, as skimage's ``lab2rgb`` does; pass ``clip=False`` to see them (the
     out-of-gamut metric does)."""
-    x = _to_float_tensor(lab)
-    lightness, a, b = tf.unstack(x, axis=-1)
-    fy = (lightness + 16.0) / 116.0
-    fx = fy + a / 500.0
-    fz = tf.maximum(fy - b / 200.0, 0.0)  # skimage clamps negative z the same way
-    xyz = _lab_f_inverse(tf.stack([fx, fy, fz], axis=-1)) * tf.constant(WHITE_D65, dtype=x.dtype)
-    rgb = _linear_to_srgb(_matmul_last(xyz, RGB_FROM_XYZ))
+    rgb = _linear_to_srgb(lab_to_linear_rgb(lab))
     if clip:
         rgb = tf.clip_by_value(rgb, 0.0, 1.0)
     return _like_input(rgb, lab)

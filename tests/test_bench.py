@@ -63,6 +63,8 @@ def test_a_tiny_run_of_every_item_writes_results_with_ratios_against_baseline_ro
         assert row.ratio == pytest.approx(common.ratio_against(row.value, row.baseline_value, row.unit))
     judged = frame[frame["target"] != ""]
     assert set(judged["met"]) <= {"yes", "NO"} and len(judged) >= 5  # items 1, 2, 3 and both halves of 6
+    one_core = frame[frame["case"].str.endswith(f"[{runner.ONE_CORE}]")]
+    assert set(one_core["role"]) == {"baseline", "kit"}  # item 1 again in a child pinned to one core
 
 
 def test_the_bench_command_refuses_an_unknown_item_in_one_line(capsys):

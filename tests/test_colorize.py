@@ -83,7 +83,7 @@ def test_shrinking_into_the_gamut_keeps_l_and_hue_and_shrinks_no_more_than_neede
     inside = colorize._in_gamut(lab)
     assert 0.05 < inside.mean() < 0.95
     np.testing.assert_array_equal(fitted[inside], lab[inside])
-    a_little_more = np.concatenate([lab[:, :1], lab[:, 1:] * (scale + 1e-3)[:, None]], -1)  # the bisection: 2**-16
+    a_little_more = np.concatenate([lab[:, :1], lab[:, 1:] * (scale + 1e-3)[:, None]], -1)  # the bisection: 2**-12
     assert not colorize._in_gamut(a_little_more[~inside]).any()
 
 

@@ -2,7 +2,10 @@
 every kind of awkward file a real folder holds."""
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -443,3 +446,21 @@ def test_drop_grayscale_drops_images_without_colour_and_reports_the_count(tmp_pa
     assert sorted(dropped) == sorted([gray, gray_as_rgb, nearly_gray])
     assert "dropped 3 of 5 images as grayscale" in caplog.text
     assert pipeline.drop_grayscale([nearly_gray], threshold=1.0) == ([nearly_gray], [])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two cores to hold a process to one of them")
+def test_a_process_held_to_one_core_gives_tensorflow_one_thread_per_core():
+    """Without it, a pipeline pinned to one core of two ran at half speed (bench/, one-core rows)."""
+    code = "import os, colorkit; print(os.environ.get('TF_NUM_INTRAOP_THREADS'))"
+    env = {name: value for name, value in os.environ.items() if name != "TF_NUM_INTRAOP_THREADS"}
+
+    def threads(cores=None):
+        pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                              preexec_fn=pin)
+        return done.stdout.strip()
+
+    assert threads({min(os.sched_getaffinity(0))}) == "1"
+    if len(os.sched_getaffinity(0)) == os.cpu_count():  # not itself held to some cores
+        assert threads() == "None"  # every core: TensorFlow's own default stands
