@@ -149,10 +149,13 @@ def _child_rows(chosen, scale: "Scale", tag: str, log=print, env=None, cpus=None
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, **(env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    start = ["-m", "bench.runner"]
+    if cpus:  # the child pins itself before any import (a preexec_fn is unsafe in a threaded parent)
+        start = ["-c", f"import os, runpy; os.sched_setaffinity(0, {set(cpus)!r}); "
+                       "runpy.run_module('bench.runner', run_name='__main__', alter_sys=True)"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.runner", "--child", ",".join(chosen), "--scale-json", json.dumps(dataclasses.asdict(scale))],
+        [sys.executable, *start, "--child", ",".join(chosen), "--scale-json", json.dumps(dataclasses.asdict(scale))],
         capture_output=True, text=True, env=env, cwd=root, check=False,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the run with {tag} failed: {done.stderr.strip()[-2000:]}")

@@ -452,13 +452,12 @@ def test_drop_grayscale_drops_images_without_colour_and_reports_the_count(tmp_pa
                     reason="needs Linux and two cores to hold a process to one of them")
 def test_a_process_held_to_one_core_gives_tensorflow_one_thread_per_core():
     """Without it, a pipeline pinned to one core of two ran at half speed (bench/, one-core rows)."""
-    code = "import os, colorkit; print(os.environ.get('TF_NUM_INTRAOP_THREADS'))"
     env = {name: value for name, value in os.environ.items() if name != "TF_NUM_INTRAOP_THREADS"}
 
     def threads(cores=None):
-        pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                              preexec_fn=pin)
+        pin = f"os.sched_setaffinity(0, {cores!r}); " if cores else ""  # before colorkit is imported
+        code = f"import os; {pin}import colorkit; print(os.environ.get('TF_NUM_INTRAOP_THREADS'))"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         return done.stdout.strip()
 
     assert threads({min(os.sched_getaffinity(0))}) == "1"
