@@ -137,3 +137,16 @@ def test_gray_keeps_lightness_and_drops_colour():
     lab_gray = rgb2lab(gray.astype(np.float64))
     np.testing.assert_allclose(lab_gray[..., 0], rgb2lab(photo.astype(np.float64))[..., 0], atol=1e-2)
     assert np.abs(lab_gray[..., 1:]).max() < 1e-2
+
+
+def test_linear_rgb_is_skimage_rgb_before_companding_and_says_what_is_displayable(rng):
+    """The gamut fit relies on it: linear RGB in [0, 1] exactly when sRGB is."""
+    lab = np.stack([rng.uniform(0, 100, 5000), rng.uniform(-110, 110, 5000), rng.uniform(-110, 110, 5000)], -1)
+    linear = np.asarray(color.lab_to_linear_rgb(lab.astype(np.float32)))
+    reference = lab2rgb(lab)  # clipped to [0, 1], so compare where it needed no clipping
+    inside = np.all((linear >= 0) & (linear <= 1), axis=-1)
+    assert 0.05 < inside.mean() < 0.95
+    np.testing.assert_allclose(np.asarray(color.srgb_to_linear(reference[inside].astype(np.float32))),
+                               linear[inside], atol=2e-5)
+    unclipped = np.asarray(color.lab_to_rgb(lab.astype(np.float32), clip=False))
+    np.testing.assert_array_equal(np.all((unclipped >= 0) & (unclipped <= 1), axis=-1)[inside], True)
