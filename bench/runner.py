@@ -102,7 +102,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(),  # with short epochs one core shows a stall, not the per-core speed (see one_core_rows)
+    one_core_items=(),
 )
 
 
@@ -194,10 +194,7 @@ def one_core_rows(names, scale: "Scale", log=print) -> list[dict]:
     machine has, while ``tf.data`` spreads decoding and the Lab step over all
     of them. Both sides on one core give the speed-up per core, from which a
     machine with more cores can be judged (Linux only: elsewhere there is no
-    call to pin a process). Only at full scale: on one core an epoch of the
-    (L, ab) pipeline takes whole multiples of about 0.33 s (80 files 0.34 s,
-    160 files 0.66 s, 320 files 0.66 s, 640 files 1.3 s), so short epochs
-    measure that stall rather than the work."""
+    call to pin a process). Full scale only, to keep ``--quick`` short."""
     chosen = [name for name in names if name in scale.one_core_items]
     if not chosen or not hasattr(os, "sched_setaffinity"):
         return []

@@ -69,14 +69,26 @@ def test_round_trip_is_identity_on_the_8bit_cube():
     assert np.abs(back - rgb).max() < TOLERANCE_ROUND_TRIP
 
 
-def test_any_leading_shape_and_uint8_input():
+def test_any_leading_shape_and_integer_input():
     image = skimage.data.astronaut()[:8, :8]
     batch = np.stack([image, image])[None]  # [1, 2, 8, 8, 3]
     lab_uint8 = color.rgb_to_lab(batch)
-    lab_float = color.rgb_to_lab(batch.astype(np.float32) / 255.0)
     assert lab_uint8.shape == batch.shape
-    np.testing.assert_allclose(lab_uint8, lab_float, atol=1e-5)
+    assert (max_abs_per_channel(lab_uint8[0, 1], rgb2lab(image)) < TOLERANCE_LAB).all()
+    np.testing.assert_allclose(color.rgb_to_lab(batch.astype(np.int64)), lab_uint8, atol=2e-4)  # the float path
     assert color.rgb_to_lab(np.array([1.0, 1.0, 1.0], np.float32))[0] == pytest.approx(100.0, abs=1e-3)
+
+
+def test_uint8_takes_the_table_and_matches_skimage_eagerly_in_a_graph_and_under_xla():
+    """8-bit values are linearised by lookup, not by the pow. XLA's gather
+    clamps an index it cannot find instead of failing, so check it there too."""
+    codes = (np.arange(256 ** 3, step=997).reshape(-1, 1) // np.array([65536, 256, 1]) % 256).astype(np.uint8)
+    codes = np.concatenate([codes, np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)])
+    reference = rgb2lab(codes / 255.0)
+    for convert in (color.rgb_to_lab, tf.function(color.rgb_to_lab), tf.function(color.rgb_to_lab, jit_compile=True)):
+        assert (max_abs_per_channel(convert(tf.constant(codes)), reference) < TOLERANCE_LAB).all()
+    linear = color.srgb_to_linear(tf.range(256, dtype=tf.int32)).numpy()  # other integers: the float path
+    np.testing.assert_allclose(color.srgb_to_linear(np.arange(256, dtype=np.uint8)), linear, atol=1e-6)
 
 
 def test_numpy_in_numpy_out_tensor_in_tensor_out():
@@ -107,6 +119,24 @@ def test_runs_inside_tf_data_and_tf_function():
     from_function = tf.function(color.rgb_to_lab)(tf.constant(images)).numpy()
     np.testing.assert_allclose(from_pipeline, rgb2lab(images.astype(np.float64)), atol=TOLERANCE_LAB)
     np.testing.assert_allclose(from_function, from_pipeline, atol=TOLERANCE_ROUND_TRIP)
+
+
+def test_halleys_cube_root_is_as_exact_as_float32_allows_eagerly_and_under_xla():
+    t = np.concatenate([np.geomspace(0.008856, 1.2, 5000), np.random.default_rng(3).uniform(0.008856, 1.2, 5000)])
+    exact = np.cbrt(t)
+    compiled = tf.function(color._halley_cube_root, jit_compile=True)
+    for root in (color._halley_cube_root(tf.constant(t, tf.float32)), compiled(tf.constant(t, tf.float32))):
+        assert np.max(np.abs(root.numpy() - exact) / exact) < 5e-7  # a few float32 roundings
+    assert np.max(np.abs(color._halley_cube_root(tf.constant(t)).numpy() - exact) / exact) < 1e-11  # float64: 3% -> 1e-5 -> ~1e-12 in two steps
+
+
+def test_the_compiled_model_io_step_matches_skimage_for_8bit_float32_and_float64():
+    photo = skimage.data.coffee()[::8, ::8]
+    l_ref, ab_ref = color.normalize_l(rgb2lab(photo)[..., :1]), color.normalize_ab(rgb2lab(photo)[..., 1:])
+    for rgb in (photo, photo.astype(np.float32) / 255, photo.astype(np.float64) / 255):
+        l_norm, ab_norm = color.rgb_to_model_io_xla(rgb[None])
+        assert np.abs(l_norm[0] - l_ref).max() * color.L_HALF_RANGE < TOLERANCE_LAB
+        assert np.abs(ab_norm[0] - ab_ref).max() * color.AB_RANGE < TOLERANCE_LAB
 
 
 def test_keras_layers_convert_inside_a_model_and_reload(tmp_path):

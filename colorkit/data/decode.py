@@ -275,14 +275,12 @@ def scaled_side(side, scale):
 
 
 def tf_decode_jpeg_square(data, scale: int):
-    """JPEG bytes -> float32 RGB in [0, 1]: the centred square only, decoded at
-    1/``scale`` of its size. libjpeg scales in the DCT domain (an area-like
-    filter, and much less work), and the crop window is given in the scaled
-    image's coordinates."""
+    """JPEG bytes -> uint8 RGB: the centred square only, decoded at 1/``scale``
+    of its size. libjpeg scales in the DCT domain (an area-like filter, and much
+    less work), and the crop window is given in the scaled image's coordinates."""
     shape = tf.image.extract_jpeg_shape(data)
     window = _centre_square_window(scaled_side(shape[0], scale), scaled_side(shape[1], scale))
-    pixels = tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
-    return tf.image.convert_image_dtype(pixels, tf.float32)
+    return tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
 
 
 def tf_decode_jpeg(data):

@@ -30,7 +30,6 @@ import pandas as pd
 
 from colorkit import color
 from colorkit.data.decode import DEFAULT_MAX_PIXELS, scan_images, warn_skipped
-from colorkit.data.pipeline import rgb_to_model_io_xla
 from colorkit.errors import ColorkitError
 
 #: The report's augmentation kinds, with this kit's amounts (see module docstring).
@@ -57,7 +56,7 @@ def skimage_model_io(rgb: np.ndarray):
 
 def _tf_model_io(rgb: np.ndarray):
     """The kit's conversion: one batched, XLA-compiled call (as the tf.data path)."""
-    l_norm, ab_norm = rgb_to_model_io_xla(rgb)
+    l_norm, ab_norm = color.rgb_to_model_io_xla(rgb)
     return l_norm.numpy(), ab_norm.numpy()
 
 

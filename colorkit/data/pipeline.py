@@ -22,13 +22,17 @@ Why this shape:
   more). Nothing is stretched; the borders of non-square photos are lost.
   JPEGs are cropped while decoding, and large ones decoded at 1/2, 1/4 or 1/8
   scale by libjpeg itself, which is far cheaper than resizing afterwards.
+* After the resize, images are rounded to 8 bits (``_to_8bit``), as any saved
+  photo is: flips, batches and buffers move a quarter of the bytes, and the
+  Lab step linearises 8-bit values by table lookup (see ``color.srgb_to_linear``).
+  ``make_rgb_dataset`` hands out float32 in [0, 1] all the same.
 * Augmentation runs on RGB, before the Lab split, so the input L and the target
   ab always come from the same augmented pixels. The default is a horizontal
   flip: it never changes a colour. Photometric augmentation (brightness,
   contrast, saturation) changes the colours the model must predict, so it is
   off unless asked for (``augmentation_layers(photometric=True)``).
-* Lab conversion runs on whole batches with ``colorkit.color`` (TF ops, XLA-
-  compiled), not per image in Python.
+* Lab conversion runs on whole 8-bit batches with ``colorkit.color`` (TF ops,
+  XLA-compiled), not per image in Python.
 """
 
 from __future__ import annotations
@@ -68,14 +72,13 @@ __all__ = [
     "load_rgb",
     "make_dataset",
     "make_rgb_dataset",
-    "rgb_to_model_io_xla",
     "scan_images",
     "to_model_io",
 ]
 
 AUTOTUNE = tf.data.AUTOTUNE
-#: The sRGB gray whose L is 50 (a = b = 0): the stand-in for an image that fails to decode.
-_MID_GRAY = float(color.lab_to_rgb(np.array([50.0, 0.0, 0.0], np.float32))[0])
+#: The 8-bit gray nearest to L = 50 (a = b = 0): the stand-in for an image that fails to decode.
+_MID_GRAY = round(255 * float(color.lab_to_rgb(np.array([50.0, 0.0, 0.0], np.float32))[0]))
 _log = logging.getLogger(__name__)
 
 
@@ -119,12 +122,19 @@ def _decode_whole(path, route, routes_present):
 
 
 def _decode_square(path, decoder, decoders_present):
-    """One file -> the centred square of its pixels, float32 RGB in [0, 1].
-    ``decoder`` indexes the square decoders (see ``_square_decoders``)."""
-    branches = [lambda scale=scale: tf_decode_jpeg_square(tf.io.read_file(path), scale) for scale in JPEG_SCALES]
+    """One file -> the centred square of its pixels, as float32 levels in
+    [0, 255] (a 16-bit PNG keeps its fractions). ``decoder`` indexes the square
+    decoders (see ``_square_decoders``).
+
+    Why levels and not [0, 1]: JPEGs, nearly every file, then take one cast
+    here and one after the resize (``_to_8bit``), with no scaling pass either side."""
+    branches = [
+        lambda scale=scale: tf.cast(tf_decode_jpeg_square(tf.io.read_file(path), scale), tf.float32)
+        for scale in JPEG_SCALES
+    ]
     branches += [
-        lambda: tf_decode_png(tf.io.read_file(path), square=True),
-        lambda: centre_square(_pil_in_graph(path)),
+        lambda: tf_decode_png(tf.io.read_file(path), square=True) * 255.0,
+        lambda: centre_square(_pil_in_graph(path)) * 255.0,
     ]
     return _choose(decoder, branches, decoders_present)
 
@@ -156,18 +166,42 @@ def _resize_mode(side, image_size: int):
     return tf.where(side == image_size, _KEEP, tf.where(side >= 2 * image_size, _SHRINK_ANTIALIASED, _BILINEAR))
 
 
-def _resize(square_image, image_size: int, mode, modes_present=(_KEEP, _SHRINK_ANTIALIASED, _BILINEAR)):
-    """A square float image -> ``image_size`` x ``image_size``, in [0, 1];
-    ``mode`` from ``_resize_mode``."""
+def _resize(square_levels, image_size: int, mode, modes_present=(_KEEP, _SHRINK_ANTIALIASED, _BILINEAR)):
+    """A square image of float levels in [0, 255] -> ``image_size`` x ``image_size``,
+    8-bit; ``mode`` from ``_resize_mode``."""
     size = [image_size, image_size]
     branches = [
-        lambda: square_image,
-        lambda: tf.image.resize(square_image, size, antialias=True),
-        lambda: tf.image.resize(square_image, size),
+        lambda: square_levels,
+        lambda: tf.image.resize(square_levels, size, antialias=True),
+        lambda: tf.image.resize(square_levels, size),
     ]
-    resized = tf.clip_by_value(_choose(mode, branches, modes_present), 0.0, 1.0)
+    resized = _to_8bit(_choose(mode, branches, modes_present))
     resized.set_shape([image_size, image_size, 3])
     return resized
+
+
+def _to_8bit(levels):
+    """Float levels in [0, 255] -> uint8, rounded to the nearest.
+
+    No clamping pass: both resizes here (bilinear, and antialiasing's triangle
+    filter) weigh pixels with non-negative weights that sum to one, so they
+    never leave the range of their input, and float rounding past 255 (1e-5
+    at most) still truncates to 255 after adding the 0.5.
+
+    Images travel the pipeline as 8-bit values from here on, as the reports'
+    Pillow pipelines had them: a quarter of the bytes to flip, batch and buffer,
+    and ``color.rgb_to_lab`` linearises 8-bit values with an exact table instead
+    of a pow (the Lab step's largest cost). The rounding moves L by at most
+    ~0.2, finer than anything a colorization network resolves."""
+    return tf.cast(levels + 0.5, tf.uint8)
+
+
+def _as_float(rgb_batches):
+    """8-bit RGB batches -> float32 in [0, 1], what ``make_rgb_dataset`` gives and
+    Keras augmentation layers take (float batches pass as they are)."""
+    if rgb_batches.element_spec.dtype != tf.uint8:
+        return rgb_batches
+    return rgb_batches.map(lambda rgb: tf.image.convert_image_dtype(rgb, tf.float32), num_parallel_calls=AUTOTUNE)
 
 
 def _readable(paths, max_pixels: int):
@@ -224,12 +258,26 @@ def _random_flips(images, seed: int):
 
 def _augmented(batches, augmenter):
     """Apply a Keras augmentation layer (e.g. ``augmentation_layers(photometric=True)``)
-    to RGB batches. The map is sequential so the layers' random draws happen in
-    the same order on every run: the same seed gives the same batches."""
-    return batches.map(lambda rgb: tf.clip_by_value(augmenter(rgb, training=True), 0.0, 1.0))
+    to 8-bit RGB batches; float batches in [0, 1] come out. The map is
+    sequential so the layers' random draws happen in the same order on every
+    run: the same seed gives the same batches."""
+    return _as_float(batches).map(lambda rgb: tf.clip_by_value(augmenter(rgb, training=True), 0.0, 1.0))
 
 
 # --- Datasets -----------------------------------------------------------------------
+
+
+def _finished(batches):
+    """The last stage of every dataset here: prefetch, and tf.data's autotuner off.
+
+    Why off: with it on, deleting an iterator (Keras does, after every epoch)
+    took 0.15 to 0.6 s now and then, ~1 ms with it off (measured; it waits for
+    the autotuner's sleeping thread, we believe). On one core that stall was a
+    third of a 320-image epoch. Without the autotuner each ``AUTOTUNE`` map runs
+    one call per CPU core, as fast here as what it chose (bench/ item 2)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(AUTOTUNE).with_options(options)
 
 
 def _check_sizes(image_size, batch_size) -> None:
@@ -245,11 +293,11 @@ def batch_images(images, image_size: int, batch_size: int, augment=False, seed: 
     _check_sizes(image_size, batch_size)
 
     def prepare(image):
-        square = centre_square(tf.image.convert_image_dtype(image, tf.float32)[..., :3])
+        square = centre_square(tf.image.convert_image_dtype(image, tf.float32)[..., :3]) * 255.0
         return _resize(square, image_size, _resize_mode(tf.shape(square)[0], image_size))
 
     images = images.map(prepare, num_parallel_calls=AUTOTUNE)
-    return _batched(images, batch_size, drop_remainder, augment, seed).prefetch(AUTOTUNE)
+    return _finished(_as_float(_batched(images, batch_size, drop_remainder, augment, seed)))
 
 
 def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: int):
@@ -273,7 +321,7 @@ def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: i
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     images = files.map(load, num_parallel_calls=AUTOTUNE).ignore_errors()
-    gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], _MID_GRAY)).repeat()
+    gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], tf.constant(_MID_GRAY, tf.uint8))).repeat()
     return images.concatenate(gray).take(len(paths))
 
 
@@ -315,18 +363,14 @@ def make_rgb_dataset(
     ``augmentation_layers(photometric=True)``. ``shuffle`` reshuffles every
     epoch, seeded by ``seed``. Unreadable files are skipped with one warning."""
     batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels)
-    return batches.prefetch(AUTOTUNE)
-
-
-# The Lab conversion is the pipeline's largest CPU cost after decoding (bench/
-# item 1). Compiled with XLA its element-wise steps fuse into a few passes over
-# the batch: about 3x less CPU than the same ops one by one, same values to ~1e-5.
-rgb_to_model_io_xla = tf.function(color.rgb_to_model_io, jit_compile=True)
+    return _finished(_as_float(batches))
 
 
 def to_model_io(rgb_batches) -> tf.data.Dataset:
-    """RGB batches -> ``(L / 50 - 1 [B,S,S,1], ab / 110 [B,S,S,2])`` batches."""
-    return rgb_batches.map(rgb_to_model_io_xla, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    """RGB batches -> ``(L / 50 - 1 [B,S,S,1], ab / 110 [B,S,S,2])`` batches,
+    converted by ``color.rgb_to_model_io_xla`` (compiled; on 8-bit batches the
+    linearising pow is a table lookup)."""
+    return _finished(rgb_batches.map(color.rgb_to_model_io_xla, num_parallel_calls=AUTOTUNE))
 
 
 def make_dataset(
