@@ -190,8 +190,9 @@ def rgb_to_lab(rgb):
     [-110, 110]). Integer input is taken as 8-bit values. Works on any leading shape.
 
     Four steps: linearise (a pow, or a table lookup for uint8), one matrix
-    product to white-relative XYZ, f() (a cube root), one matrix product to Lab. Compiled with XLA (as the
-    data pipeline runs it) each non-linear step is one fused pass over the pixels."""
+    product to white-relative XYZ, f() (a cube root), one matrix product to Lab.
+    Compiled with XLA (``rgb_to_model_io_xla``, as the data pipeline runs it)
+    each non-linear step is one fused pass over the pixels."""
     return _like_input(_rgb_to_lab(rgb, _exp_log_cube_root), rgb)
 
 
