@@ -365,6 +365,26 @@ def test_large_jpegs_are_prescaled_while_decoding_and_still_correct(tmp_path, rn
     assert np.abs(batch - reference).mean() < 0.02
 
 
+def test_precomputed_jpeg_windows_are_the_centred_squares_libjpeg_decodes_at_each_scale(tmp_path, rng):
+    """The pipeline hands libjpeg a crop window computed beforehand from the
+    probed size; at every DCT scale it must be the centred square of the image
+    libjpeg actually produces (odd sizes: libjpeg rounds scaled sides up)."""
+    for height, width in ((201, 333), (333, 201), (97, 97), (250, 251)):
+        path = _save(_photo(rng, height, width), tmp_path / f"{height}x{width}.jpg")
+        found = decode.probe(path)
+        assert (found.height, found.width, found.side) == (height, width, min(height, width))
+        data = tf.io.read_file(path)
+        for scale in decode.JPEG_SCALES:
+            window = decode.jpeg_square_windows(height, width, scale).numpy()
+            whole = tf.io.decode_jpeg(data, channels=3, ratio=scale).numpy()
+            side = min(whole.shape[:2])
+            top, left = (whole.shape[0] - side) // 2, (whole.shape[1] - side) // 2
+            assert window.tolist() == [top, left, side, side], (height, width, scale)
+            square = decode.tf_decode_jpeg_square(data, window, scale).numpy().astype(int)
+            difference = np.abs(square - whole[top : top + side, left : left + side])
+            assert difference.mean() < 0.05 and difference.max() <= 4, (height, width, scale)  # chroma upsampling at the cut
+
+
 def test_files_needing_different_decoding_share_a_dataset_and_each_gets_its_own(tmp_path, rng):
     """How a file is decoded and resized is planned from its probe: a JPEG
     exactly 32 px (kept), a small one (enlarged), large ones (decoded at 1/8,
@@ -417,6 +437,31 @@ def test_default_augmentation_only_flips_and_keeps_colours(tmp_path, rng):
     unchanged = [bool(np.allclose(image, original, atol=1e-6)) for image in out]
     assert all(f or u for f, u in zip(flipped, unchanged))
     assert any(flipped) and any(unchanged)
+
+
+def test_flips_are_drawn_anew_every_epoch_and_every_repeat_yet_seeded(tmp_path, rng):
+    """The coin tosses follow the seed, but a second epoch through the same
+    dataset (Keras starts a new iterator) and a second pass of ``repeat``
+    flip differently: without shuffling, fixed flips would show each image
+    the same way every epoch."""
+    photo = _photo(rng, 16, 16)
+    photo = Image.fromarray(np.concatenate([np.asarray(photo)[:, :8], np.zeros((16, 8, 3), np.uint8)], axis=1))
+    path = _save(photo, tmp_path / "half_black.png")  # black on the right unless flipped
+
+    def flips(images):
+        return [bool(image[:, :8].max() == 0) for image in images]
+
+    options = dict(image_size=16, batch_size=8, augment=True)
+    dataset = pipeline.make_rgb_dataset([path] * 16, seed=5, **options)
+    first, second = flips(_epoch(dataset)), flips(_epoch(dataset))
+    assert first != second and 0 < sum(first) < 16
+    again = pipeline.make_rgb_dataset([path] * 16, seed=5, **options)
+    assert [flips(_epoch(again)), flips(_epoch(again))] == [first, second]
+    repeated = pipeline.make_rgb_dataset([path] * 16, seed=5, repeat=True, **options)
+    passes = flips(np.concatenate([batch.numpy() for batch in repeated.take(4)]))
+    assert passes[:16] != passes[16:]
+    unflipped = pipeline.make_rgb_dataset([path] * 16, seed=5, image_size=16, batch_size=8)
+    assert not any(flips(_epoch(unflipped)))
 
 
 def test_photometric_augmentation_is_opt_in_and_changes_colours(tmp_path, rng):

@@ -63,7 +63,13 @@ class Probe:
     route: int | None  # ROUTE_* or None when the file is skipped
     reason: str = ""  # why it is skipped (empty when it is readable)
     too_large: bool = False  # skipped for its pixel count (the API answers 413, not 400)
-    side: int = 0  # the shorter of width and height as stored (0 when skipped): the centred square's side
+    height: int = 0  # as stored, before any EXIF rotation (0 when skipped)
+    width: int = 0
+
+    @property
+    def side(self) -> int:
+        """The side of the largest centred square: the shorter of width and height."""
+        return min(self.height, self.width)
 
 
 class ImageTooLarge(ColorkitError):
@@ -154,7 +160,7 @@ def probe(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Probe:
     if image_format in ("JPEG", "PNG") and not _ends_cleanly(path, image_format):
         if not _decodes_fully(path):
             return Probe(None, f"a truncated {image_format}")
-    return Probe(route, side=min(width, height))
+    return Probe(route, height=height, width=width)
 
 
 def scan_images(paths_or_folder, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -243,9 +249,9 @@ def pil_rgb(path) -> np.ndarray:
 
 
 def _centre_square_window(height, width):
-    """``[y, x, side, side]`` of the largest centred square."""
+    """``[y, x, side, side]`` of the largest centred square (``[N, 4]`` for vectors)."""
     side = tf.minimum(height, width)
-    return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
+    return tf.stack([(height - side) // 2, (width - side) // 2, side, side], axis=-1)
 
 
 def centre_square(image):
@@ -274,12 +280,18 @@ def scaled_side(side, scale):
     return (tf.convert_to_tensor(side, tf.int32) + scale - 1) // scale
 
 
-def tf_decode_jpeg_square(data, scale: int):
-    """JPEG bytes -> uint8 RGB: the centred square only, decoded at 1/``scale``
-    of its size. libjpeg scales in the DCT domain (an area-like filter, and much
-    less work), and the crop window is given in the scaled image's coordinates."""
-    shape = tf.image.extract_jpeg_shape(data)
-    window = _centre_square_window(scaled_side(shape[0], scale), scaled_side(shape[1], scale))
+def jpeg_square_windows(heights, widths, scales):
+    """The crop window ``[y, x, side, side]`` of each JPEG's centred square, in
+    its image as decoded at 1/``scale`` (``[N, 4]``, computed once from the
+    probed sizes, so the decoder is handed its window instead of working it
+    out from the file's header for every image of every epoch)."""
+    return _centre_square_window(scaled_side(heights, scales), scaled_side(widths, scales))
+
+
+def tf_decode_jpeg_square(data, window, scale: int):
+    """JPEG bytes -> uint8 RGB: the centred square only (``window``, from
+    ``jpeg_square_windows``), decoded at 1/``scale`` of its size. libjpeg scales
+    in the DCT domain (an area-like filter, and much less work)."""
     return tf.image.decode_and_crop_jpeg(data, window, channels=3, ratio=scale)
 
 

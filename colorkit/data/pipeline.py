@@ -2,8 +2,8 @@
 
 Stages, in order::
 
-    paths --shuffle--> decode + centre square + resize (parallel) --skip unreadable-->
-          --repeat--> flip (parallel) --> batch --other augmentation (Keras layers)--> Lab --> prefetch
+    paths --shuffle--> decode + centre square + resize + flip (parallel) --skip unreadable-->
+          --repeat--> batch --other augmentation (Keras layers)--> Lab --> prefetch
 
 Why this shape:
 
@@ -14,9 +14,9 @@ Why this shape:
   Every file is probed once before the pipeline starts, so unreadable files are
   named in one warning and never reach it, and each file's decoder and resize
   are chosen from its probe beforehand (no branching per image when all files
-  agree). A file damaged in a way the probe cannot see is dropped by
-  ``ignore_errors`` instead of ending the epoch, and replaced by a mid-gray
-  image so every epoch has a known length.
+  agree), and so is a JPEG's crop window. A file damaged in a way the probe
+  cannot see is dropped by ``ignore_errors`` instead of ending the epoch, and
+  replaced by a mid-gray image so every epoch has a known length.
 * Resize policy: the largest centred square is cut out, then resized to
   ``image_size`` x ``image_size`` (bilinear; antialiased when shrinking 2x or
   more). Nothing is stretched; the borders of non-square photos are lost.
@@ -28,11 +28,15 @@ Why this shape:
   ``make_rgb_dataset`` hands out float32 in [0, 1] all the same.
 * Augmentation runs on RGB, before the Lab split, so the input L and the target
   ab always come from the same augmented pixels. The default is a horizontal
-  flip: it never changes a colour. Photometric augmentation (brightness,
-  contrast, saturation) changes the colours the model must predict, so it is
-  off unless asked for (``augmentation_layers(photometric=True)``).
+  flip, done in the decoding map: it never changes a colour. Photometric
+  augmentation (brightness, contrast, saturation) changes the colours the
+  model must predict, so it is off unless asked for
+  (``augmentation_layers(photometric=True)``).
 * Lab conversion runs on whole 8-bit batches with ``colorkit.color`` (TF ops,
   XLA-compiled), not per image in Python.
+* Every map function is instantiated anew each time an iterator starts (Keras
+  starts one per epoch), and TensorFlow optimises its graph each time: tens of
+  ms per epoch, more for every op in it. Hence few maps, with few ops each.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from colorkit.data.decode import (
     ROUTE_PNG,
     centre_square,
     jpeg_halvings,
+    jpeg_square_windows,
     load_image,
     load_rgb,
     pil_rgb,
@@ -121,15 +126,16 @@ def _decode_whole(path, route, routes_present):
     return _choose(route, branches, routes_present)
 
 
-def _decode_square(path, decoder, decoders_present):
+def _decode_square(path, decoder, window, decoders_present):
     """One file -> the centred square of its pixels, as float32 levels in
     [0, 255] (a 16-bit PNG keeps its fractions). ``decoder`` indexes the square
-    decoders (see ``_square_decoders``).
+    decoders (see ``_square_decoders``); ``window`` is a JPEG's crop window at
+    its decoder's scale (``jpeg_square_windows``), unused for other files.
 
     Why levels and not [0, 1]: JPEGs, nearly every file, then take one cast
     here and one after the resize (``_to_8bit``), with no scaling pass either side."""
     branches = [
-        lambda scale=scale: tf.cast(tf_decode_jpeg_square(tf.io.read_file(path), scale), tf.float32)
+        lambda scale=scale: tf.cast(tf_decode_jpeg_square(tf.io.read_file(path), window, scale), tf.float32)
         for scale in JPEG_SCALES
     ]
     branches += [
@@ -149,10 +155,10 @@ def _square_decoders(routes, sides, image_size: int) -> np.ndarray:
     return np.where(routes == ROUTE_JPEG, halvings, others)
 
 
-def _decoded_sides(sides, decoders) -> np.ndarray:
-    """The side of every file's square as decoded (JPEGs shrink with their DCT scale)."""
-    halvings = np.where(np.asarray(decoders) < _PNG_SQUARE, decoders, 0)
-    return scaled_side(sides, (2 ** halvings).astype(np.int32)).numpy()
+def _decoding_scales(decoders) -> np.ndarray:
+    """How much each file shrinks while decoding: a JPEG's DCT scale (1, 2, 4
+    or 8), 1 for every other file."""
+    return (2 ** np.where(np.asarray(decoders) < _PNG_SQUARE, decoders, 0)).astype(np.int32)
 
 
 def _resize_mode(side, image_size: int):
@@ -205,15 +211,15 @@ def _as_float(rgb_batches):
 
 
 def _readable(paths, max_pixels: int):
-    """Probe every file; warn about the unreadable ones; ``(paths, routes, sides)``
-    of the readable ones (``sides``: each centred square's side as stored)."""
+    """Probe every file; warn about the unreadable ones; ``(paths, probes)`` of
+    the readable ones (each ``Probe`` has the file's route and size)."""
     probed = probe_all(paths, max_pixels)
     skipped = [(path, found.reason) for path, found in probed if found.route is None]
     warn_skipped(skipped, len(probed))
     readable = [(path, found) for path, found in probed if found.route is not None]
     if not readable:
         raise ColorkitError(f"none of the {len(probed)} files is a readable image; see the warning above for why")
-    return [p for p, _ in readable], [f.route for _, f in readable], [f.side for _, f in readable]
+    return [p for p, _ in readable], [f for _, f in readable]
 
 
 # --- Augmentation ---------------------------------------------------------------
@@ -240,20 +246,31 @@ def augmentation_layers(flip: bool = True, photometric: bool = False, seed: int 
     return keras.Sequential(layers, name="augment")
 
 
-def _random_flips(images, seed: int):
-    """Flip each image left-right with probability 1/2: the default augmentation.
+def _loaded(items, load, flip: bool, seed: int):
+    """``items.map(load)``, in parallel; with ``flip`` (the default augmentation)
+    each image is then mirrored left-right with probability 1/2, in the same map.
 
-    Each draw is stateless, seeded by ``(seed, the image's position in the
-    stream)``, so it does not depend on which thread runs first: the map runs
-    in parallel and the same seed still gives the same batches (a repeated
-    dataset keeps counting, so every epoch flips differently). Keras'
-    ``RandomFlip`` keeps a random state instead, so it has to run in order on
-    one core; it cost as much CPU as decoding the images."""
+    The coin tosses are a seeded random stream zipped with the items, so they
+    follow the items' order, not which thread runs first: the same seed gives
+    the same batches. The stream is drawn anew each time the dataset is
+    iterated (every epoch, every pass of a repeat), so every epoch flips
+    differently. Keras' ``RandomFlip`` keeps a random state instead, so it has
+    to run in order on one core; it cost as much CPU as decoding the images."""
+    if not flip:
+        return items.map(load, num_parallel_calls=AUTOTUNE)
+    tosses = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(items, tosses).map(
+        lambda item, toss: _mirrored_if_odd(load(item), toss), num_parallel_calls=AUTOTUNE
+    )
 
-    def flip(position, image):
-        return tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), position]))
 
-    return images.enumerate().map(flip, num_parallel_calls=AUTOTUNE)
+def _mirrored_if_odd(image, toss):
+    """``image`` (``[H, W, C]``) mirrored left-right when the integer ``toss`` is odd.
+
+    Without a branch: ``tf.reverse`` over the axes ``[1]``, or over none, which
+    hands the image on as it is. A ``tf.cond`` would add two branch functions
+    to instantiate every time an iterator starts."""
+    return tf.reverse(image, tf.range(1, 1 + tf.cast(toss % 2, tf.int32)))
 
 
 def _augmented(batches, augmenter):
@@ -296,12 +313,13 @@ def batch_images(images, image_size: int, batch_size: int, augment=False, seed: 
         square = centre_square(tf.image.convert_image_dtype(image, tf.float32)[..., :3]) * 255.0
         return _resize(square, image_size, _resize_mode(tf.shape(square)[0], image_size))
 
-    images = images.map(prepare, num_parallel_calls=AUTOTUNE)
-    return _finished(_as_float(_batched(images, batch_size, drop_remainder, augment, seed)))
+    images = _loaded(images, prepare, augment is True, seed)
+    return _finished(_as_float(_batched(images, batch_size, drop_remainder, augment)))
 
 
-def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: int):
-    """One epoch of decoded, resized images, exactly ``len(paths)`` long.
+def _decoded_epoch(paths, probes, image_size: int, shuffle: bool, flip: bool, seed: int):
+    """One epoch of decoded, resized (and with ``flip``, randomly mirrored)
+    images, exactly ``len(paths)`` long.
 
     How each file is decoded and resized is settled beforehand from its probe
     (route and size), so a folder of similar photos runs one straight line of
@@ -310,17 +328,26 @@ def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: i
     the epoch is then topped up with mid-gray images (L = 50, ab = 0) so it
     keeps its length. A known length is what lets Keras show progress and
     count steps from the first epoch."""
-    decoders = _square_decoders(routes, sides, image_size)
-    modes = _resize_mode(_decoded_sides(sides, decoders), image_size).numpy()
+    heights, widths = np.array([p.height for p in probes]), np.array([p.width for p in probes])
+    sides = np.minimum(heights, widths)
+    decoders = _square_decoders([p.route for p in probes], sides, image_size)
+    scales = _decoding_scales(decoders)
+    modes = _resize_mode(scaled_side(sides, scales), image_size).numpy()
     decoders_present, modes_present = tuple(np.unique(decoders)), tuple(np.unique(modes))
 
-    def load(path, decoder, mode):
-        return _resize(_decode_square(path, decoder, decoders_present), image_size, mode, modes_present)
+    def load(file):
+        square = _decode_square(file["path"], file["decoder"], file["window"], decoders_present)
+        return _resize(square, image_size, file["mode"], modes_present)
 
-    files = tf.data.Dataset.from_tensor_slices((paths, decoders.astype(np.int32), modes.astype(np.int32)))
+    files = tf.data.Dataset.from_tensor_slices({
+        "path": paths,
+        "decoder": decoders.astype(np.int32),
+        "mode": modes.astype(np.int32),
+        "window": jpeg_square_windows(heights, widths, scales),
+    })
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    images = files.map(load, num_parallel_calls=AUTOTUNE).ignore_errors()
+    images = _loaded(files, load, flip, seed).ignore_errors()
     gray = tf.data.Dataset.from_tensors(tf.fill([image_size, image_size, 3], tf.constant(_MID_GRAY, tf.uint8))).repeat()
     return images.concatenate(gray).take(len(paths))
 
@@ -328,19 +355,17 @@ def _decoded_epoch(paths, routes, sides, image_size: int, shuffle: bool, seed: i
 def _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels):
     """The pipeline up to RGB batches, without the final prefetch."""
     _check_sizes(image_size, batch_size)
-    paths, routes, sides = _readable(paths, max_pixels)
-    images = _decoded_epoch(paths, routes, sides, image_size, shuffle, seed)
+    paths, probes = _readable(paths, max_pixels)
+    images = _decoded_epoch(paths, probes, image_size, shuffle, augment is True, seed)
     if repeat:
-        images = images.repeat()  # each pass re-runs the shuffle: a new order per epoch
-    return _batched(images, batch_size, drop_remainder, augment, seed)
+        images = images.repeat()  # each pass re-runs the shuffle and the flips: a new draw per epoch
+    return _batched(images, batch_size, drop_remainder, augment)
 
 
-def _batched(images, batch_size, drop_remainder, augment, seed: int):
-    """Single RGB images -> augmented RGB batches. The default flip (``augment``
-    True) is drawn per image before batching, in parallel; a Keras layer runs on
-    whole batches, in order (see ``_augmented``)."""
-    if augment is True:
-        images = _random_flips(images, seed)
+def _batched(images, batch_size, drop_remainder, augment):
+    """Single RGB images -> RGB batches. The default flip (``augment`` True)
+    happened per image while loading (``_loaded``); a Keras layer runs on whole
+    batches, in order (see ``_augmented``)."""
     batches = images.batch(batch_size, drop_remainder=drop_remainder)
     return _augmented(batches, augment) if augment and augment is not True else batches
 
@@ -400,7 +425,8 @@ def drop_grayscale(paths, threshold: float = 5.0, max_pixels: int = DEFAULT_MAX_
     model to predict no colour). Images are checked at full resolution;
     unreadable files are in neither list (they are named in a warning).
     The count is logged on the ``colorkit.data.pipeline`` logger."""
-    readable, routes, _ = _readable(paths, max_pixels)
+    readable, probes = _readable(paths, max_pixels)
+    routes = [p.route for p in probes]
     routes_present = tuple(sorted(set(routes)))
 
     def chroma(path, route):
