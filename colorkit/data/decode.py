@@ -14,6 +14,9 @@ and last bytes through Pillow, and sorts it into one of three routes:
   TIFF, WebP: whatever TensorFlow handles wrongly or not at all);
 * skipped, with the reason: not an image, truncated, or above the pixel limit.
 
+The probe also keeps each file's size, from which the pipeline plans every
+JPEG's DCT scale and crop window before it decodes anything.
+
 Colour handling is the same on every route: grayscale becomes three equal
 channels, palette images are expanded, 16-bit PNGs keep their precision until
 they become float32, and an alpha channel is composited over white (``load_rgb``)
