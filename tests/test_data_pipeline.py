@@ -496,6 +496,21 @@ def test_batch_images_applies_the_same_policy_to_an_image_dataset():
     np.testing.assert_allclose(batch[1], 0.0, atol=1e-3)
 
 
+
+def test_batch_images_flips_by_the_seed_when_augmenting():
+    """TFDS images take the same seeded flips as files: black on the right
+    unless mirrored; some mirrored, some not, the same for the same seed."""
+    half = np.concatenate([np.full((16, 8, 3), 200, np.uint8), np.zeros((16, 8, 3), np.uint8)], axis=1)
+    images = tf.data.Dataset.from_tensors(half).repeat(16)
+
+    def flips(seed):
+        batch = next(iter(pipeline.batch_images(images, image_size=16, batch_size=16, augment=True, seed=seed)))
+        return [bool(image[:, :8].max() == 0) for image in batch.numpy()]
+
+    assert 0 < sum(flips(2)) < 16 and flips(2) == flips(2)
+    plain = next(iter(pipeline.batch_images(images, image_size=16, batch_size=16))).numpy()
+    assert (plain[:, :, :8] > 0).all() and (plain[:, :, 8:] == 0).all()
+
 # --- The grayscale filter ------------------------------------------------------------------------------
 
 
