@@ -44,7 +44,7 @@ browser:
 ## performance benchmarks against the reports' ways (under 20 min; QUICK=1: under 5);
 ## results in reports/benchmarks/results.csv and results.md
 bench: $(STAMP)
-	$(PY) -m colorkit bench $(if $(QUICK),--quick)
+	$(PY) -m bench $(if $(QUICK),--quick)
 
 ## the HTTP API and web page on http://127.0.0.1:8000/ for a trained run: make serve RUN=runs/NAME
 serve: $(STAMP)

@@ -1,4 +1,4 @@
-"""colorkit's performance benchmarks (``make bench``; ``python -m colorkit bench [--quick]``).
+"""colorkit's performance benchmarks (``make bench``; ``python -m bench [--quick]``).
 
 One module per item of the performance issue, each with a ``run(scale)`` that
 returns result rows; ``bench.runner`` runs them and writes

@@ -14,7 +14,7 @@ to shrink the RGB to 256 px, ``rgb2lab`` of both sizes, the network, ab
 upsampled with ``skimage.transform.resize``, ``lab2rgb``, Pillow to save. The
 network is called the same way on both sides, so the ratio is the processing
 around it. The kit: ``colorkit.colorize.colorize(model, path)`` and, for the
-folder, the batched ``colorize.colorize_jobs`` behind the ``colorize`` command.
+folder, the batched ``batch.colorize_jobs`` behind the ``colorize`` command.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Comparison, interleaved, photo_crops, rate, write_jpegs
-from colorkit import color, colorize, models
+from colorkit import batch, color, colorize, models
 
 ITEM = "5 inference"
 
@@ -64,8 +64,8 @@ def kit_colorize(colorizer, source, target) -> None:
 
 def kit_folder(colorizer, folder, out_dir) -> None:
     """The kit's folder path: ``plan_jobs`` + the batched ``colorize_jobs``."""
-    jobs, problems = colorize.plan_jobs([str(folder)], str(out_dir))
-    failures = colorize.colorize_jobs(colorizer, jobs, progress=False)
+    jobs, problems = batch.plan_jobs([str(folder)], str(out_dir))
+    failures = batch.colorize_jobs(colorizer, jobs, progress=False)
     if problems or failures:
         raise RuntimeError(f"the folder did not colorize cleanly: {problems or failures}")
 

@@ -1,8 +1,8 @@
 """Run the benchmarks, print the table, write reports/benchmarks/results.csv and results.md.
 
-    python -m colorkit bench                 # the full run (under 20 minutes on 2 cores)
-    python -m colorkit bench --quick         # smaller data and fewer repeats (under 5 minutes)
-    python -m colorkit bench --only lab,soft --out /tmp/bench
+    python -m bench                 # the full run (under 20 minutes on 2 cores)
+    python -m bench --quick         # smaller data and fewer repeats (under 5 minutes)
+    python -m bench --only lab,soft --out /tmp/bench
 
 The two scales differ only in how much work each item does (``QUICK``/``FULL``
 below); every item measures the same things at both.
@@ -148,7 +148,6 @@ def _child_rows(chosen, scale: "Scale", tag: str, log=print, env=None, cpus=None
     log(f"[bench] again with {tag} (a child process): {', '.join(chosen)} ...", flush=True)
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, **(env or {}))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     start = ["-m", "bench.runner"]
     if cpus:  # the child pins itself before any import (a preexec_fn is unsafe in a threaded parent)
         start = ["-c", f"import os, runpy; os.sched_setaffinity(0, {set(cpus)!r}); "
@@ -315,7 +314,7 @@ def tiny(**changes) -> Scale:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="bench child process (the entry point is python -m colorkit bench)")
+    parser = argparse.ArgumentParser(description="bench child process (the entry point is python -m bench)")
     parser.add_argument("--child", required=True)
     parser.add_argument("--scale-json", required=True)
     arguments = parser.parse_args()

@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from bench.common import Comparison, Timing, peak_rss_mib, photo_crops, reset_peak_rss, rss_mib
-from colorkit import color, experiments, models, train
+from colorkit import color, experiments, models
+from colorkit.training import fit, gan, setup
 
 ITEM = "4 training"
 #: The GAN pair is timed as one step under the generator's name.
@@ -59,7 +60,7 @@ class TrainingStep:
                  options: dict | None = None, seed: int = 0):
         self.config = recipe(model_name, size, batch, jit, policy, options or {})
         self.l_norm, self.ab_norm = photo_batch(size, batch)
-        with train.precision_policy(policy):
+        with setup.precision_policy(policy):
             if model_name == GAN_GENERATOR:
                 self.run = self._gan_step(jit)
             elif model_name == DISCRIMINATOR:
@@ -68,8 +69,8 @@ class TrainingStep:
                 self.run = self._fit_step()
 
     def _fit_step(self):
-        """``model.train_on_batch`` after ``train.compile_model``: the step ``fit`` runs."""
-        model = train.compile_model(train.build_model(self.config), self.config)
+        """``model.train_on_batch`` after ``fit.compile_model``: the step ``fit`` runs."""
+        model = fit.compile_model(setup.build_model(self.config), self.config)
         target = self.ab_norm
         if self.config.loss == "rebalanced_ce":  # the classifier's target: ab at its quarter resolution
             target = tf.nn.avg_pool2d(self.ab_norm, 4, 4, "VALID")
@@ -78,11 +79,11 @@ class TrainingStep:
     def _gan_step(self, jit: bool):
         """The GAN trainer's adversarial step: generator and PatchGAN, two tapes."""
         config = self.config
-        generator = train.build_model(config)
+        generator = setup.build_model(config)
         discriminator = models.build(DISCRIMINATOR, input_shape=(config.image_size, config.image_size, 1),
                                      seed=config.seed + 1, **config.model_options)
-        g_optimizer, d_optimizer = train.make_optimizer(config), train.make_optimizer(config)
-        step = train.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, config.l1_weight,
+        g_optimizer, d_optimizer = setup.make_optimizer(config), setup.make_optimizer(config)
+        step = gan.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer, config.l1_weight,
                                          config.gan_loss, jit_compile=jit)
         return lambda: float(step(self.l_norm, self.ab_norm)["g_total"])
 
@@ -91,7 +92,7 @@ class TrainingStep:
         config = self.config
         model = models.build(DISCRIMINATOR, input_shape=(config.image_size, config.image_size, 1), seed=seed,
                              **config.model_options)
-        model.compile(optimizer=train.make_optimizer(config), loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        model.compile(optimizer=setup.make_optimizer(config), loss=keras.losses.BinaryCrossentropy(from_logits=True),
                       jit_compile=jit)
         inputs = [tf.concat([self.l_norm, self.l_norm], 0), tf.concat([self.ab_norm, tf.roll(self.ab_norm, 1, 0)], 0)]
         real = tf.ones_like(model([self.l_norm, self.ab_norm]))

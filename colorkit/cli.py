@@ -89,7 +89,7 @@ def parse_key_value(text: str) -> tuple[str, object]:
 
 def add_train_command(subparsers):
     """``colorkit train``: one report recipe (or a model's default recipe) with overrides."""
-    from colorkit import experiments, models, train
+    from colorkit import experiments, models
 
     parser = subparsers.add_parser("train", help="train a model; writes one run folder")
     what = parser.add_argument_group("what to train")
@@ -109,14 +109,13 @@ def add_train_command(subparsers):
                        ("--steps-per-epoch", int), ("--learning-rate", float), ("--pretrain-epochs", int),
                        ("--l1-weight", float), ("--sample-every", int)):
         knobs.add_argument(flag, type=kind)
-    for name, allowed in train.CHOICES.items():
+    for name, allowed in experiments.CHOICES.items():
         knobs.add_argument(f"--{name.replace('_', '-')}", choices=allowed)
     guided = parser.add_argument_group("user-guided colorization (simulated users give hints while it trains)")
     guided.add_argument("--hints", action="store_true", default=None,
                         help="train the model's hint variant (unet_generator, strided_cnn)")
     guided.add_argument("--global-hints", action="store_true", default=None,
                         help="also a global hint: the target's ab histogram (unet_generator)")
-    guided.add_argument("--hint-location", choices=("uniform", "gaussian"), help="where simulated points fall")
     run = parser.add_argument_group("the run")
     run.add_argument("--out", help="run folder (default runs/<model>-<time>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
@@ -165,9 +164,9 @@ def data_changes(args) -> dict:
 
 
 def run_train(args) -> int:
-    from colorkit import train
+    from colorkit import training
 
-    run_dir = train.train(train_config_from_args(args), resume=args.resume, verbose=0 if args.quiet else 1)
+    run_dir = training.train(train_config_from_args(args), resume=args.resume, verbose=0 if args.quiet else 1)
     print(f"run written to {run_dir}")
     return 0
 
@@ -220,18 +219,18 @@ def _report_failure(line: str) -> None:
 
 def run_colorize(args) -> int:
     """Exit 0 when every input was colorized, 1 when any was skipped (each named on stderr)."""
-    from colorkit import colorize
+    from colorkit import batch, colorize
     from colorkit.data.decode import load_rgb
 
     if args.batch_size < 1:
         raise ColorkitError(f"--batch-size must be at least 1, got {args.batch_size}")
-    hints = colorize.read_hints_file(args.hints) if args.hints else None
+    hints = batch.read_hints_file(args.hints) if args.hints else None
     reference = load_rgb(args.reference) if args.reference else None
-    jobs, problems = colorize.plan_jobs(args.inputs, args.out)
+    jobs, problems = batch.plan_jobs(args.inputs, args.out)
     colorizer = colorize.load_colorizer(args.run or args.model)
     for source, problem in problems:
         _report_failure(f"{source} {problem}")
-    failures = colorize.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
+    failures = batch.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
                                       compare=args.compare, batch_size=args.batch_size, progress=not args.quiet,
                                       on_error=_report_failure)
     print(f"colorized {len(jobs) - len(failures)} of {len(jobs) + len(problems)} inputs into {args.out}")
@@ -268,20 +267,20 @@ def run_serve(args) -> int:
 
 def add_export_command(subparsers):
     """``colorkit export``: the inference model as a .keras file or a TF SavedModel, for serving elsewhere."""
-    from colorkit import colorize
+    from colorkit import batch
 
     parser = subparsers.add_parser("export", help="write a model for serving elsewhere (.keras or TF SavedModel)")
     add_model_source(parser)
-    parser.add_argument("--format", required=True, choices=colorize.EXPORT_FORMATS)
+    parser.add_argument("--format", required=True, choices=batch.EXPORT_FORMATS)
     parser.add_argument("-o", "--out", required=True, metavar="PATH",
                         help="a .keras file, or a new folder for the SavedModel")
     parser.set_defaults(func=run_export)
 
 
 def run_export(args) -> int:
-    from colorkit import colorize
+    from colorkit import batch
 
-    path = colorize.export_model(args.run or args.model, args.format, args.out)
+    path = batch.export_model(args.run or args.model, args.format, args.out)
     print(f"exported the {args.format} model to {path}")
     return 0
 
@@ -315,16 +314,11 @@ def add_bench_command(subparsers):
 
 
 def run_bench(args) -> int:
-    """The benchmarks live in the checkout's bench/ (not installed with the package)."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "bench" / "runner.py").is_file():
-        raise ColorkitError(f"no benchmarks at {root / 'bench'}: run this from a colorkit checkout")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from bench import runner
-
+    """The benchmarks are the ``bench`` package of a colorkit checkout (``make`` installs it beside colorkit)."""
+    try:
+        from bench import runner
+    except ImportError:
+        raise ColorkitError("the benchmarks are not installed: run this from a colorkit checkout after `make venv`") from None
     runner.main(quick=args.quick, only=args.only, out=args.out)
     return 0
 

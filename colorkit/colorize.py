@@ -1,30 +1,19 @@
-"""Inference: colorize images of any size, mode and format with a trained model.
+"""Colorize one image of any size, mode and format with a trained model.
 
 The recipe of richzhang/colorization's util, in TF: convert to Lab, feed the
 network L at its working size, resize the predicted ab back to the original
 size, and join it with the *original full-resolution* L. The output therefore
 has the input's size and exactly the input's lightness; only colour is invented.
-
-Two details make that promise hold on real files:
-
-* The gamut. A network can predict an ab that no sRGB colour has at that L;
-  clipping the RGB afterwards would change L. ``shrink_into_gamut`` instead
-  scales each pixel's ab towards gray (always displayable) just enough to fit,
-  so the saved 8-bit image's L differs from the input's by rounding only.
-* The files. ``colorkit.data.decode`` reads every format (16-bit, palette,
-  CMYK, EXIF-rotated, alpha); a colour photo is made gray by taking its L; an
-  alpha channel is carried through untouched.
+A network can predict an ab that no sRGB colour has at that L; clipping the RGB
+would change L, so ``shrink_into_gamut`` instead moves each such pixel's ab
+towards gray just enough to be displayable.
 
 Sections: loading a model, the working size, one image (prepare -> predict ->
-join), the gamut, files and folders (the ``colorize`` command), export.
+join), the gamut. Files, folders and export are in ``colorkit.batch``.
 """
 
 from __future__ import annotations
 
-import io
-import math
-import os
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,70 +21,46 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colorkit import color
+from colorkit import color, hints as hint_tools, runs
+from colorkit.checks import check_whole
+from colorkit.data.decode import load_rgb
 from colorkit.errors import ColorkitError
+from colorkit.quantize import DEFAULT_TEMPERATURE
 
-#: checkpoint files looked for in a run folder, best first
-RUN_MODEL_FILES = ("checkpoints/best.keras", "checkpoints/generator.keras", "checkpoints/last.keras")
 #: working size of a model that takes any size, when none is asked for
 DEFAULT_SIZE = 256
-#: images of a folder sent through the network together
-DEFAULT_BATCH_SIZE = 8
 #: bisection steps of the gamut fit: the scale of ab is found to 2**-12, i.e. chroma to
 #: within 0.04 of 150 (an 8-bit sRGB step is about 10 times that)
 GAMUT_STEPS = 12
 #: how far outside [0, 1] an RGB channel may stray (float32 rounding) and still count as inside
 GAMUT_TOLERANCE = 1e-4
-#: JPEG output: high quality, no chroma subsampling (the colour is the point)
-JPEG_QUALITY = 95
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-EXPORT_FORMATS = ("keras", "saved_model")
 
 
 # --- Loading a model ------------------------------------------------------------------------------
 
 
-def find_model_file(source) -> Path:
-    """A ``.keras`` file, or the best checkpoint of a run folder."""
-    path = Path(source)
-    if path.is_dir():
-        for name in RUN_MODEL_FILES:
-            if (path / name).exists():
-                return path / name
-        raise ColorkitError(f"no trained model in {path}: expected one of {', '.join(RUN_MODEL_FILES)}")
-    if path.suffix != ".keras":
-        raise ColorkitError(f"{path} is not a .keras model file or a run folder")
-    if not path.exists():
-        raise ColorkitError(f"model file {path} does not exist")
-    return path
-
-
-def load_model(source) -> keras.Model:
-    """Load a model saved by colorkit (custom layers are registered on import)."""
+def _load(path: Path) -> keras.Model:
     import colorkit.models  # noqa: F401  (registers the custom layers)
 
-    path = find_model_file(source)
     try:
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as error:
         raise ColorkitError(f"{path} could not be loaded as a Keras model: {error}") from error
 
 
+def load_model(source) -> keras.Model:
+    """The trained model of a run folder (its best checkpoint) or a ``.keras`` file."""
+    return _load(runs.find_model_file(source))
+
+
 def load_colorizer(source) -> keras.Model:
-    """The model of a run folder or ``.keras`` file, ready for inference (``as_colorizer``).
-
-    A run folder's ``config.json`` supplies the annealed-mean temperature the
-    run was evaluated with, so a classification model decodes the same way here."""
-    model = load_model(source)
-    config_file = Path(source) / "config.json"
-    if Path(source).is_dir() and config_file.exists():
-        from colorkit import train
-
-        return as_colorizer(model, temperature=train.load_run_config(source).temperature)
-    return as_colorizer(model)
+    """The model of a run folder or ``.keras`` file, ready for inference: a run's
+    ``colorizer.keras`` holds its decode step (the temperature it was trained
+    with), so no configuration needs to be read; anything else goes through ``as_colorizer``."""
+    return as_colorizer(_load(runs.find_colorizer_file(source)))
 
 
-def as_colorizer(model: keras.Model, temperature: float = 0.38, bins=None) -> keras.Model:
+def as_colorizer(model: keras.Model, temperature: float = DEFAULT_TEMPERATURE, bins=None) -> keras.Model:
     """A model that maps normalised L to normalised ab at full resolution.
 
     Regression models already do; a classification model (Zhang's head, which
@@ -157,8 +122,7 @@ def resolve_size(model: keras.Model, size=None) -> tuple[int, int]:
     asked = asked or (DEFAULT_SIZE, DEFAULT_SIZE)
     multiple = required_multiple(model)
     for side in asked:
-        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
-            raise ColorkitError(f"--size must be a positive whole number of pixels, got {side!r}")
+        check_whole(side, "--size", low=1)
         if side % multiple:
             nearest = sorted({max(multiple, side // multiple * multiple), (side // multiple + 1) * multiple})
             raise ColorkitError(f"--size {side} does not fit {model.name}, which needs a multiple of {multiple}; "
@@ -196,16 +160,12 @@ def prepare(colorizer: keras.Model, rgb, size, hints=None, reference=None) -> Pr
 def hint_feed(colorizer, l_norm, image_size, size, hints=None, reference=None):
     """The model's inputs for one image: L alone, or L with its hints rasterised at
     the working ``size`` (``image_size`` is the hints' coordinate frame)."""
-    from colorkit import hints as hint_tools
-
     hint_ab = hint_mask = hist = None
     if hints:
         hint_ab, hint_mask = hint_tools.hint_maps(hints, *image_size, *size)
         hint_ab, hint_mask = hint_ab[None], hint_mask[None]
     if reference is not None:
         if isinstance(reference, (str, Path)):
-            from colorkit.data.decode import load_rgb
-
             reference = load_rgb(reference)
         hist = hint_tools.ab_histogram(reference)[None]
     return hint_tools.model_feed(colorizer, l_norm, hint_ab, hint_mask, hist)
@@ -267,8 +227,6 @@ def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -
     whose colours are the global hint. Both need a model trained with hints.
     ``size``: the working size of a model that takes any size (default 256)."""
     if isinstance(image, (str, Path)):
-        from colorkit.data.decode import load_rgb
-
         image = load_rgb(image)
     return colorize_rgb(as_colorizer(model), image, size=size, hints=hints, reference=reference)
 
@@ -342,213 +300,3 @@ def lab_to_rgb_in_gamut(lab) -> np.ndarray:
     """sRGB in [0, 1] of ``lab`` after ``shrink_into_gamut`` (the final clip only
     removes float32 rounding)."""
     return np.clip(color.lab_to_rgb(shrink_into_gamut(lab), clip=False), 0.0, 1.0)
-
-
-# --- Encoding ------------------------------------------------------------------------------------------
-
-
-def to_8bit(values: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounded (not truncated: truncation darkens by half a step)."""
-    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Two images of the same height, left | right."""
-    return np.concatenate([left, right], axis=1)
-
-
-def encode_image(rgb: np.ndarray, alpha=None, image_format: str = "PNG") -> bytes:
-    """An 8-bit PNG (with the alpha channel when given) or JPEG of ``rgb`` in [0, 1].
-    A JPEG cannot hold alpha: the image is then composited over white."""
-    from PIL import Image
-
-    if alpha is not None and image_format == "JPEG":
-        rgb, alpha = rgb * alpha + (1.0 - alpha), None
-    pixels = to_8bit(rgb if alpha is None else np.concatenate([rgb, alpha], axis=-1))
-    buffer = io.BytesIO()
-    options = {"quality": JPEG_QUALITY, "subsampling": 0} if image_format == "JPEG" else {}
-    Image.fromarray(pixels).save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
-# --- Files and folders (the ``colorize`` command) ------------------------------------------------------
-
-
-class Job(NamedTuple):
-    """One input file and where its colorization goes."""
-
-    source: Path
-    target: Path
-
-
-def output_name(path: Path) -> Path:
-    """The output keeps the input's name and format family: JPEG stays JPEG,
-    everything else (PNG, 16-bit, palette, TIFF, WebP...) becomes PNG."""
-    return path if path.suffix.lower() in JPEG_SUFFIXES else path.with_suffix(".png")
-
-
-def plan_jobs(inputs, out_dir) -> tuple[list[Job], list[tuple[str, str]]]:
-    """The jobs the command line names, and ``(input, problem)`` for inputs that cannot be used.
-
-    A file goes to OUT_DIR/its name; a folder's images (recursively) go to the
-    same relative paths under OUT_DIR, so the tree is mirrored. Two inputs that
-    would write the same output (photo.png and photo.gif) are a problem for the
-    second one, never a silent overwrite."""
-    from colorkit.data.decode import list_images
-
-    out_dir = Path(out_dir)
-    jobs, problems, claimed = [], [], {}
-    for given in inputs:
-        path = Path(given)
-        if path.is_dir():
-            found = [Path(p) for p in list_images(path)]
-            if not found:
-                problems.append((str(given), "is a folder with no image files"))
-            candidates = [(p, out_dir / p.relative_to(path)) for p in found]
-        elif path.is_file():
-            candidates = [(path, out_dir / path.name)]
-        else:
-            problems.append((str(given), "does not exist"))
-            candidates = []
-        for source, target in candidates:
-            target = output_name(target)
-            if target in claimed:
-                problems.append((str(source), f"would overwrite {target}, the output of {claimed[target]}"))
-            else:
-                claimed[target] = source
-                jobs.append(Job(source, target))
-    return jobs, problems
-
-
-def read_hints_file(path) -> str:
-    """The JSON text of a hints file, checked for everything but positions
-    (those depend on each image's size and are checked per image)."""
-    from colorkit import hints as hint_tools
-
-    hint_tools.load_hints_file(path, math.inf, math.inf)
-    return Path(path).read_text(encoding="utf-8")
-
-
-def check_hints_fit(colorizer: keras.Model, hints=None, reference=None) -> None:
-    """Refuse hints for a model that cannot take them, once, before any image is read."""
-    from colorkit import hints as hint_tools
-
-    local = hint_tools.parse_hints(hints, math.inf, math.inf) if isinstance(hints, (str, bytes)) else hints
-    if local and not hint_tools.takes_hints(colorizer):
-        raise ColorkitError(f"{colorizer.name} takes no hints; train one with --hints to colorize with hints")
-    if reference is not None and not hint_tools.takes_global_hints(colorizer):
-        raise ColorkitError(f"{colorizer.name} takes no global hint; --reference needs a model built with global_hints=True")
-
-
-class Loaded(NamedTuple):
-    """A decoded input, ready for the network."""
-
-    job: Job
-    alpha: np.ndarray | None
-    item: Prepared
-
-
-def _load_job(colorizer, job: Job, size, hints, reference) -> Loaded:
-    from colorkit.data.decode import load_image
-
-    rgb, alpha = load_image(job.source)
-    return Loaded(job, alpha, prepare(colorizer, rgb, size, hints, reference))
-
-
-def _write_job(loaded: Loaded, ab_norm: np.ndarray, compare: bool) -> None:
-    """Encode in memory, then write atomically: a failure leaves no partial file."""
-    from colorkit.io import atomic_write_bytes
-
-    lab = join_ab(loaded.item.l_full, ab_norm)
-    rgb, alpha = lab_to_rgb_in_gamut(lab), loaded.alpha
-    if compare:
-        gray = color.lab_to_rgb(np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], axis=-1))
-        rgb = side_by_side(gray, rgb)
-        alpha = None if alpha is None else side_by_side(alpha, alpha)
-    image_format = "JPEG" if loaded.job.target.suffix.lower() in JPEG_SUFFIXES else "PNG"
-    atomic_write_bytes(loaded.job.target, encode_image(rgb, alpha, image_format))
-
-
-def _one_line(source, error: Exception) -> str:
-    """``SOURCE: what is wrong``, without naming the file twice."""
-    message = " ".join(str(error).split())
-    return message if message.startswith(str(source)) else f"{source}: {message}"
-
-
-def colorize_jobs(colorizer: keras.Model, jobs: list[Job], size=None, hints=None, reference=None,
-                  compare: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
-                  on_error=None) -> list[tuple[Path, str]]:
-    """Colorize every job, ``batch_size`` images through the network at a time
-    (they share the working size). A file that cannot be read, whose hints do
-    not fit it, or whose output cannot be written is skipped and reported
-    through ``on_error(line)``; the others go on. Returns the failures."""
-    size = resolve_size(colorizer, size)
-    check_hints_fit(colorizer, hints, reference)
-    bar = keras.utils.Progbar(len(jobs), unit_name="image") if progress and jobs else None
-    failures = []
-
-    def fail(source, error):
-        failures.append((source, _one_line(source, error)))
-        if on_error:
-            on_error(failures[-1][1])
-
-    for start in range(0, len(jobs), batch_size):
-        ready = []
-        for job in jobs[start : start + batch_size]:
-            try:
-                ready.append(_load_job(colorizer, job, size, hints, reference))
-            except ColorkitError as error:
-                fail(job.source, error)
-        if ready:
-            ab = predict_ab(colorizer, stack_feeds([loaded.item.feed for loaded in ready]), batch_size)
-            for loaded, ab_norm in zip(ready, ab):
-                try:
-                    _write_job(loaded, ab_norm, compare)
-                except OSError as error:
-                    fail(loaded.job.source, ColorkitError(f"cannot write {loaded.job.target}: {error.strerror or error}"))
-        if bar:
-            bar.update(min(start + batch_size, len(jobs)))
-    return failures
-
-
-# --- Export, for serving elsewhere ----------------------------------------------------------------------
-
-
-def export_model(source, export_format: str, path) -> Path:
-    """Write the inference model of ``source`` (run folder or ``.keras`` file) to ``path``.
-
-    ``keras``: a ``.keras`` file (written atomically). ``saved_model``: a TF
-    SavedModel folder for TF Serving (Keras' ``model.export``; the signature
-    ``serve`` maps normalised L to normalised ab), written to a hidden sibling
-    folder and renamed, so a failure leaves nothing half-written. A
-    classification model is exported with its annealed-mean decode, so both
-    formats take L and give ab."""
-    if export_format not in EXPORT_FORMATS:
-        raise ColorkitError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {export_format!r}")
-    path = Path(path)
-    if export_format == "keras" and path.suffix != ".keras":
-        raise ColorkitError(f"a Keras model file must end in .keras, got {path}")
-    if export_format == "saved_model" and path.exists():
-        raise ColorkitError(f"{path} already exists; export a SavedModel to a new folder")
-    colorizer = load_colorizer(source)
-    if export_format == "keras":
-        from colorkit.io import atomic_path
-
-        with atomic_path(path) as tmp:
-            colorizer.save(tmp)
-        return path
-    return _export_saved_model(colorizer, path)
-
-
-def _export_saved_model(colorizer: keras.Model, path: Path) -> Path:
-    from colorkit.io import _temporary_sibling
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        colorizer.export(str(tmp), format="tf_saved_model", verbose=False)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path

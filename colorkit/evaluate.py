@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorkit import color, colorize, hints, metrics, quantize, report, train
+from colorkit import color, colorize, hints, metrics, quantize, report, runs
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
 
@@ -82,15 +82,15 @@ def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) ->
     """Evaluate the run's best model on a split (of its own data, or of the folder
     ``data_root``); returns the output folder."""
     run_dir = Path(run_dir)
-    config = train.load_run_config(run_dir)
-    split = train.load_data_split(config)
-    prior = train.training_prior(run_dir, config, split, quantize.ab_bins())
+    config = runs.read_config(run_dir)
+    split = runs.load_split(config)
+    prior = runs.prior(run_dir, config, split, quantize.ab_bins())
     if data_root:
-        split = train.load_data_split(config.replace(dataset="folder", root=str(data_root), dataset_options={}))
+        split = runs.load_split(config.replace(dataset="folder", root=str(data_root), dataset_options={}))
     paths, truth = load_split_images(config, split_name, split)
     out = Path(out) if out else run_dir / "eval" / split_name
     rows = []
-    colorizer = colorize.as_colorizer(colorize.load_model(run_dir), temperature=config.temperature)
+    colorizer = colorize.load_colorizer(run_dir)
     for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, config.seed).items():
         for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
             rows.append({"method": method, "image": path, **row})

@@ -16,11 +16,33 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colorkit.checks import check_real, check_whole
 from colorkit.errors import ColorkitError
+from colorkit.hints import LOCATIONS
+from colorkit.quantize import DEFAULT_TEMPERATURE
 
 SCALES = ("smoke", "quick", "full")
 #: Set to 1 (the tests do) to run every notebook at the ``smoke`` scale whatever its SCALE cell says.
 SMOKE_ENV = "COLORKIT_SMOKE"
+#: The allowed values of each choice of ``TrainConfig``.
+CHOICES = {
+    "trainer": ("fit", "gan"),
+    "loss": ("mse", "mae", "rebalanced_ce"),
+    "optimizer": ("adam", "rmsprop"),
+    "strategy": ("default", "mirrored", "multi_worker"),
+    "mixed_precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "jit_compile": ("auto", "on", "off"),
+    "gan_loss": ("bce", "lsgan"),
+    "hint_location": LOCATIONS,
+}
+#: The families with a user-guided (hint) variant; global hints only on the U-Net.
+HINT_MODELS = ("unet_generator", "strided_cnn")
+#: (field, lowest, highest) of the numbers a ``TrainConfig`` holds.
+WHOLE_RANGES = (("epochs", 1, 100_000), ("batch_size", 1, 4096), ("image_size", 8, 4096),
+                ("pretrain_epochs", 0, 100_000), ("seed", 0, 2**31 - 1), ("sample_every", 1, 100_000),
+                ("checkpoint_every", 1, 10_000_000), ("max_to_keep", 1, 1000))
+REAL_RANGES = (("learning_rate", 1e-8, 10.0), ("beta_1", 0.0, 1.0), ("l1_weight", 0.0, 1e6),
+               ("temperature", 1e-3, 10.0), ("rebalance_lambda", 0.0, 1.0))
 
 
 @dataclass
@@ -46,7 +68,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training split
     seed: int = 0
     # Zhang classification head
-    temperature: float = 0.38
+    temperature: float = DEFAULT_TEMPERATURE
     rebalance_lambda: float = 0.5
     # user-guided colorization (colorkit.hints): simulated local hints, optional global histogram
     hints: bool = False
@@ -75,12 +97,62 @@ class TrainConfig:
             raise ColorkitError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
         return dataclasses.replace(self, **changes)
 
+    def check(self) -> None:
+        """Refuse absurd values with one clear sentence, before data or models load."""
+        from colorkit import models
+
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ColorkitError(f"--{_flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name, low, high in WHOLE_RANGES:
+            check_whole(getattr(self, name), f"--{_flag(name)}", low, high)
+        for name, low, high in REAL_RANGES:
+            check_real(getattr(self, name), f"--{_flag(name)}", low, high)
+        if self.steps_per_epoch is not None:
+            check_whole(self.steps_per_epoch, "--steps-per-epoch", 1, 10_000_000)
+        if self.model not in models.available():
+            raise ColorkitError(f"unknown model {self.model!r}; available: {', '.join(models.available())}")
+        multiple = models.required_multiple(self.model, **self.model_options)
+        if self.image_size % multiple:
+            raise ColorkitError(
+                f"--image-size {self.image_size} cannot go through {self.model}: use a multiple of {multiple}"
+            )
+        self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        """Combinations of choices that cannot train together."""
+        if self.trainer == "gan" and self.loss == "rebalanced_ce":
+            raise ColorkitError("the GAN trainer regresses ab with L1; the rebalanced cross-entropy is for zhang_eccv16")
+        if self.loss == "rebalanced_ce" and not self.is_classifier:
+            what = f"{self.model} with head=regression" if self.model.startswith("zhang") else self.model
+            raise ColorkitError(f"--loss rebalanced_ce needs a classification model (zhang_eccv16), not {what}")
+        if self.loss != "rebalanced_ce" and self.is_classifier:
+            raise ColorkitError(
+                f"{self.model} predicts ab bins: train it with --loss rebalanced_ce, or regress ab with "
+                f"--loss {self.loss} and --model-option head=regression"
+            )
+        if self.hints and self.model not in HINT_MODELS:
+            raise ColorkitError(f"--hints needs a model with a hint variant ({', '.join(HINT_MODELS)}), not {self.model}")
+        if self.global_hints and (not self.hints or self.model != "unet_generator"):
+            raise ColorkitError("--global-hints needs --hints and the unet_generator model")
+        if self.jit_compile == "on" and self.strategy != "default":
+            raise ColorkitError("--jit-compile on cannot be forced together with a distribution strategy; use auto")
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the model predicts ab bins (Zhang's head) rather than ab itself."""
+        return self.model.startswith("zhang") and self.model_options.get("head", "classification") != "regression"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         return cls().replace(**values)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 # The quick scale shared by every recipe: the sample set at 64 px, a few epochs.

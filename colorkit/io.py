@@ -10,7 +10,8 @@ Windows when both names are on the same file system (hence the same folder).
 The temporary name is hidden (leading dot) and *ends with the target's name*,
 so it keeps every suffix: Keras insists on ``.keras`` / ``.weights.h5``, numpy
 appends ``.npy`` unless it is there, matplotlib reads the format from it.
-These helpers write files, not folders.
+``atomic_folder`` does the same for a folder that must not exist yet (a
+TF SavedModel): it is written under a hidden sibling name, then renamed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 
@@ -59,3 +61,19 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; newlines are written as given."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yield a temporary folder path next to ``path`` (not yet created); rename it
+    onto ``path``, which must not exist, on success. If the block raises, the
+    temporary folder is removed and nothing appears at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

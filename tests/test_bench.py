@@ -3,17 +3,13 @@ compute what colorkit computes (a speed-up over a different computation would
 mean nothing). No timing is asserted: these machines are shared and noisy."""
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ sits beside colorkit/, uninstalled
-
-from bench import common, lab, runner, soft_encoding  # noqa: E402
-from colorkit import cli, color, quantize  # noqa: E402
+from bench import common, lab, runner, soft_encoding
+from colorkit import cli, color, quantize
 
 
 def test_the_cktree_reference_encodes_exactly_like_quantize(rng):

@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data as photos
 from skimage.color import rgb2lab
 
-from colorkit import cli, color, colorize, metrics, models
+from colorkit import batch, cli, color, colorize, metrics, models
 from colorkit.data.decode import load_image
 from colorkit.errors import ColorkitError
 
@@ -54,7 +54,7 @@ def test_output_keeps_the_size_and_l_of_the_input_and_lies_in_the_gamut(colour_m
     out = colorize.colorize(colour_model, image)
     assert out.shape == image.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
-    saved = colorize.to_8bit(out)  # what a file holds
+    saved = batch.to_8bit(out)  # what a file holds
     assert np.abs(lightness(saved) - lightness(image)).max() < L_ROUNDING
     unclipped = color.lab_to_rgb(color.rgb_to_lab(out), clip=False)
     assert np.abs(unclipped - out).max() < 1e-3  # Lab -> RGB needed no clipping
@@ -172,7 +172,7 @@ def test_every_format_comes_out_at_its_size_with_its_l_and_alpha(colour_run, odd
     assert code == 0 and err == "", err
     assert f"colorized {len(files)} of {len(files)} inputs" in out
     for name, (source, (width, height, image_format)) in files.items():
-        target = tmp_path / colorize.output_name(Path(name))
+        target = tmp_path / batch.output_name(Path(name))
         with Image.open(target) as written:
             assert (written.size, written.format) == ((width, height), image_format), name
             pixels = np.asarray(written.convert("RGBA" if name == "alpha.png" else "RGB"))
@@ -296,7 +296,7 @@ def test_a_reference_image_needs_a_global_hint_model(colour_run, tmp_path, capsy
 
 def test_colorize_cli_on_a_run_folder_written_by_train(tmp_path, capsys):
     """A real run folder (config.json, checkpoints/best.keras) from one training step."""
-    from colorkit import train
+    from colorkit import training
     from colorkit.data import sample
     from colorkit.experiments import experiment_config
 
@@ -305,7 +305,7 @@ def test_colorize_cli_on_a_run_folder_written_by_train(tmp_path, capsys):
                                dataset_options={"kind": "shapes"}, image_size=32, batch_size=8, epochs=1,
                                steps_per_epoch=1, out=str(tmp_path / "run"), model_options={"width": 0.125},
                                sample_every=100)
-    run = train.train(config, verbose=0)
+    run = training.train(config, verbose=0)
     image = write_image(tmp_path / "in.png", photos.astronaut()[:45, :70])
     code, _, err = run_colorize_cli(capsys, image, "--run", run, "-o", tmp_path / "out")
     assert code == 0, err
@@ -351,9 +351,9 @@ def test_export_keras_and_saved_model_give_the_models_output(colour_run, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "plain_run", "sm"]
 
     with pytest.raises(ColorkitError, match="already exists"):
-        colorize.export_model(plain_run, "saved_model", tmp_path / "sm")
+        batch.export_model(plain_run, "saved_model", tmp_path / "sm")
     with pytest.raises(ColorkitError, match="must end in .keras"):
-        colorize.export_model(plain_run, "keras", tmp_path / "model.h5")
+        batch.export_model(plain_run, "keras", tmp_path / "model.h5")
 
 
 def test_a_failed_export_leaves_nothing(colour_run, tmp_path, monkeypatch):
@@ -364,5 +364,5 @@ def test_a_failed_export_leaves_nothing(colour_run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "export", fail_half_way)
     with pytest.raises(RuntimeError, match="interrupted"):
-        colorize.export_model(colour_run, "saved_model", tmp_path / "out" / "sm")
+        batch.export_model(colour_run, "saved_model", tmp_path / "out" / "sm")
     assert list((tmp_path / "out").iterdir()) == []

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from skimage.color import rgb2lab
 
-from colorkit import color, colorize, evaluate, hints, models, quantize, train
+from colorkit import color, colorize, evaluate, hints, models, quantize, training
 from colorkit.data import pipeline
 from colorkit.experiments import experiment_config
 from colorkit.errors import ColorkitError
@@ -209,7 +209,7 @@ def test_a_short_training_listens_to_hints_on_held_out_images(sample_root, tmp_p
         image_size=64, model_options={"width": 0.25}, hints=True, trainer="fit", loss="mae",
         learning_rate=1e-3, epochs=6, out=str(tmp_path / "run"),
     )
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     held_out = sorted(map(str, Path(sample_root, "test", "shapes").glob("*.png")))
     truth = np.concatenate([b.numpy() for b in pipeline.make_rgb_dataset(held_out, 64, 32)])
     model = colorize.load_model(run_dir)
@@ -222,11 +222,11 @@ def test_a_short_training_listens_to_hints_on_held_out_images(sample_root, tmp_p
 def test_hint_options_are_checked_before_training():
     base = experiment_config("unet_gan", "quick")
     with pytest.raises(ColorkitError, match="hint variant"):
-        train.validate(base.replace(model="resnet18_decoder", trainer="fit", hints=True))
+        base.replace(model="resnet18_decoder", trainer="fit", hints=True).check()
     with pytest.raises(ColorkitError, match="--global-hints"):
-        train.validate(base.replace(global_hints=True))
+        base.replace(global_hints=True).check()
     with pytest.raises(ColorkitError, match="--hint-location"):
-        train.validate(base.replace(hints=True, hint_location="corner"))
+        base.replace(hints=True, hint_location="corner").check()
 
 
 def test_train_hints_from_the_cli_then_evaluate_writes_the_hint_curve(sample_root, tmp_path):

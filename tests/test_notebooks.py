@@ -9,7 +9,7 @@ import pytest
 
 from colorkit import reproduce
 from colorkit.report import REPORTS_ENV
-from colorkit.train import RUNS_ENV
+from colorkit.runs import RUNS_ENV
 
 NOTEBOOKS = reproduce.notebook_names()
 EXPECTED = ["00_lab_color_space", "01_strided_cnn", "02_resnet18_basset_hound", "03_zhang_classification",

@@ -1,4 +1,4 @@
-"""colorkit.train: the fit recipes, the GAN loop, resuming, strategies, the CLI."""
+"""colorkit.training: the fit recipes, the GAN loop, resuming, strategies, the CLI."""
 
 import csv
 import json
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorkit import color, colorize, metrics, train
+from colorkit import color, colorize, metrics, training
+from colorkit.training import gan, setup
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig, experiment_config
@@ -56,7 +57,7 @@ def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
     # depends on the shuffle order: measured over seeds, 5e-4 left it by epoch 4; see notebook 01).
     config = small_config(sample_root, tmp_path / "run", image_size=64, epochs=8, optimizer="adam",
                           learning_rate=5e-4, model_options={"width": 0.5})
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     losses = [float(r["loss"]) for r in history_rows(run_dir)]
     assert losses[-1] < 0.8 * losses[0]
 
@@ -77,7 +78,7 @@ def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
 
 KILL_AT_EPOCH = """
 import os, signal, sys, keras
-from colorkit import train
+from colorkit import training
 from colorkit.experiments import TrainConfig
 
 class Kill(keras.callbacks.Callback):
@@ -86,7 +87,7 @@ class Kill(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind, like a preempted machine
 
 config = TrainConfig.from_dict({config})
-train.fit(config, verbose=0, extra_callbacks=[Kill()])
+training.fit(config, verbose=0, extra_callbacks=[Kill()])
 """
 
 
@@ -97,21 +98,97 @@ def test_a_killed_fit_run_resumes_where_it_stopped(sample_root, tmp_path):
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1"]
 
-    train.fit(config, resume=True, verbose=0)
+    training.fit(config, resume=True, verbose=0)
     assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1", "2", "3"]
     finished = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
     assert int(finished.optimizer.iterations.numpy()) == 4 * 3
 
 
+KILL_DURING_RECORDS = """
+import os, signal, keras
+from pathlib import Path
+from colorkit import training
+from colorkit.experiments import TrainConfig
+
+writes = [0]
+
+def dying(original, half_written=False):
+    def call(*args, **kwargs):
+        writes[0] += 1
+        if writes[0] == {kill_at}:
+            if half_written:  # die in the middle of writing the file
+                original(*args, **kwargs)
+                path = Path(args[1] if len(args) > 1 else kwargs["filepath"])
+                os.truncate(path, path.stat().st_size // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(*args, **kwargs)
+    return call
+
+class StartCounting(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        os.replace, os.rename = dying(os.replace), dying(os.rename)
+        keras.Model.save = dying(keras.Model.save, half_written=True)
+        keras.Model.save_weights = dying(keras.Model.save_weights, half_written=True)
+
+config = TrainConfig.from_dict({config})
+training.fit(config, verbose=0, extra_callbacks=[StartCounting()])
+"""
+
+
+@pytest.mark.parametrize("kill_at", [2, 6, 9, 16])
+def test_a_run_killed_at_any_instant_of_its_epoch_records_resumes_with_every_epoch_once(sample_root, tmp_path,
+                                                                                         kill_at):
+    # Each epoch end writes about ten files and renames; kill_at counts them (and the model saves, which
+    # are cut to half their size before the kill): 2 and 6 fall in the first epoch's staging and moves,
+    # 9 and 16 in the second's. Whatever the instant, no epoch is lost twice or half written.
+    config = small_config(sample_root, tmp_path / "run", epochs=3, steps_per_epoch=2)
+    script = KILL_DURING_RECORDS.format(kill_at=kill_at, config=repr(config.to_dict()))
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+
+    run_dir = training.fit(config, resume=True, verbose=0)
+    rows = history_rows(run_dir)
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == [f"epoch_000{i}.png" for i in (1, 2, 3)]
+    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".tmp-") or p.name.startswith("epoch-")]
+    state = json.loads((run_dir / "backup" / "state.json").read_text())
+    best_row = min(rows, key=lambda r: float(r["val_loss"]))
+    assert state["epochs_done"] == 3 and state["best_epoch"] == int(best_row["epoch"])
+    assert state["best"] == pytest.approx(float(best_row["val_loss"]))
+    finished = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+    assert int(finished.optimizer.iterations.numpy()) == 3 * 2  # every step once: none lost, none redone twice
+    keras.models.load_model(run_dir / "checkpoints" / "best.keras")
+
+
+def test_resuming_keeps_the_best_value_so_far_and_a_worse_epoch_does_not_replace_best(tmp_path):
+    from colorkit.training.records import EpochRecords
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    first = EpochRecords(tmp_path)
+    first.set_model(model)
+    first.on_epoch_end(0, {"loss": 1.0, "val_loss": 0.5})
+    best_weights = [w.copy() for w in model.get_weights()]
+
+    model.set_weights([w + 1 for w in best_weights])
+    resumed = EpochRecords(tmp_path)  # a new process: only what is on disk
+    resumed.set_model(model)
+    assert resumed.epochs_done == 1 and resumed.state["best"] == 0.5
+    resumed.on_epoch_end(1, {"loss": 0.9, "val_loss": 0.6})
+    kept = keras.models.load_model(tmp_path / "checkpoints" / "best.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(best_weights, kept))
+    assert [r["epoch"] for r in history_rows(tmp_path)] == ["0", "1"]
+
+
 def test_resuming_a_finished_run_trains_nothing_and_more_epochs_continue_it(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
-    train.fit(config, verbose=0)
+    training.fit(config, verbose=0)
     finished = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
-    train.fit(config, resume=True, verbose=0)
+    training.fit(config, resume=True, verbose=0)
     again = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
     assert all(np.array_equal(a, b) for a, b in zip(finished, again.get_weights()))
     assert [r["epoch"] for r in history_rows(config.out)] == ["0"]
-    train.fit(config.replace(epochs=2), resume=True, verbose=0)
+    training.fit(config.replace(epochs=2), resume=True, verbose=0)
     assert [r["epoch"] for r in history_rows(config.out)] == ["0", "1"]
     extended = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras")
     assert int(extended.optimizer.iterations.numpy()) == 2 * 2
@@ -119,24 +196,25 @@ def test_resuming_a_finished_run_trains_nothing_and_more_epochs_continue_it(samp
 
 def test_an_existing_run_is_not_overwritten_without_resume(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
-    train.fit(config, verbose=0)
+    training.fit(config, verbose=0)
     with pytest.raises(ColorkitError, match="--resume"):
-        train.fit(config, verbose=0)
+        training.fit(config, verbose=0)
     with pytest.raises(ColorkitError, match="nothing to resume"):
-        train.fit(config.replace(out=str(tmp_path / "other")), resume=True, verbose=0)
+        training.fit(config.replace(out=str(tmp_path / "other")), resume=True, verbose=0)
 
 
 def test_a_diverging_fit_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
-    train.fit(config, verbose=0)
+    training.fit(config, verbose=0)
     good = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
 
     class Poison(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
-            self.model.layers[1].kernel.assign(self.model.layers[1].kernel * np.nan)
+            for variable in self.model.trainable_variables:  # all of them: a ReLU may turn one NaN layer into 0
+                variable.assign(variable * np.nan)
 
     with pytest.raises(ColorkitError, match="diverged"):
-        train.fit(config.replace(epochs=2), resume=True, verbose=0, extra_callbacks=[Poison()])
+        training.fit(config.replace(epochs=2), resume=True, verbose=0, extra_callbacks=[Poison()])
     kept = keras.models.load_model(Path(config.out) / "checkpoints" / "last.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(good, kept))
 
@@ -144,7 +222,7 @@ def test_a_diverging_fit_stops_with_a_clear_message_and_keeps_the_last_good_chec
 def test_zhang_classification_recipe_trains_with_rebalanced_targets(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", experiment="zhang_classification", epochs=2,
                           steps_per_epoch=2, model_options={"width": 0.125})
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     prior = np.load(run_dir / "prior.npy")
     assert prior.sum() == pytest.approx(1.0, abs=1e-5)
     rows = history_rows(run_dir)
@@ -166,8 +244,8 @@ def gan_config(sample_root, run_dir, **changes):
 
 def test_gan_step_changes_both_networks_and_gives_finite_losses(sample_root, tmp_path):
     config = gan_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
-    run_dir, config = train.prepare_run_dir(config, resume=False)
-    trainer = train.GanTrainer(config, run_dir, train.load_data_split(config))
+    run_dir, config, split = setup.prepare_run(config, resume=False)
+    trainer = gan.GanTrainer(config, run_dir, split)
     g_before = [w.copy() for w in trainer.generator.get_weights()]
     d_before = [w.copy() for w in trainer.discriminator.get_weights()]
     l_norm, ab = next(iter(trainer.train_data))
@@ -180,10 +258,10 @@ def test_gan_step_changes_both_networks_and_gives_finite_losses(sample_root, tmp
 
 def test_gan_evaluation_does_not_touch_batchnorm_statistics(sample_root, tmp_path):
     config = gan_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=1)
-    run_dir, config = train.prepare_run_dir(config, resume=False)
-    trainer = train.GanTrainer(config, run_dir, train.load_data_split(config))
+    run_dir, config, split = setup.prepare_run(config, resume=False)
+    trainer = gan.GanTrainer(config, run_dir, split)
     before = [w.numpy().copy() for w in trainer.generator.non_trainable_weights]
-    train.write_sample_grid(trainer.generator, trainer.sample_rgb, tmp_path / "grid.png")
+    setup.write_sample_grid(trainer.generator, trainer.sample_rgb, tmp_path / "grid.png")
     after = trainer.generator.non_trainable_weights
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, after))
     assert (tmp_path / "grid.png").exists()
@@ -191,14 +269,13 @@ def test_gan_evaluation_does_not_touch_batchnorm_statistics(sample_root, tmp_pat
 
 KILL_AT_STEP = """
 import os, signal
-from colorkit import train
+from colorkit import training
 from colorkit.experiments import TrainConfig
 
 config = TrainConfig.from_dict({config})
-run_dir, config = train.prepare_run_dir(config, resume=False)
-split = train.load_data_split(config)
-train.write_config(run_dir, config, split)
-trainer = train.GanTrainer(config, run_dir, split)
+from colorkit.training import gan, setup
+run_dir, config, split = setup.prepare_run(config, resume=False)
+trainer = gan.GanTrainer(config, run_dir, split)
 original = trainer._periodic
 def periodic(step):
     original(step)
@@ -216,8 +293,12 @@ def test_a_killed_gan_run_resumes_from_its_last_checkpoint_with_the_same_step_co
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert len(history_rows(config.out)) == 5  # steps 1-5 logged, checkpoint at step 4
+    unfinished = Path(config.out) / "checkpoints" / "ckpt-6_temp"  # what a kill during a checkpoint leaves
+    unfinished.mkdir()
+    (unfinished / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
 
-    run_dir = train.train(config, resume=True, verbose=0)
+    run_dir = training.train(config, resume=True, verbose=0)
+    assert not unfinished.exists()
     steps = [int(r["step"]) for r in history_rows(run_dir)]
     assert steps == list(range(1, total + 1))  # the step after the checkpoint is redone, never duplicated
     phases = [r["phase"] for r in history_rows(run_dir)]
@@ -228,7 +309,7 @@ def test_a_killed_gan_run_resumes_from_its_last_checkpoint_with_the_same_step_co
 def test_gan_learns_colour_and_beats_the_gray_baseline(sample_root, tmp_path):
     config = gan_config(sample_root, tmp_path / "run", image_size=64, epochs=6, pretrain_epochs=4,
                         checkpoint_every=50)
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     held_out = procedural_test_images(sample_root, 64)
     _, ab_true = color.rgb_to_model_io(held_out)
     gray_auc = metrics.auc(np.zeros_like(ab_true.numpy()), color.denormalize_ab(ab_true.numpy()))
@@ -242,12 +323,13 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import colorkit
-from colorkit import train
+from colorkit import training
 from colorkit.experiments import TrainConfig
 config = TrainConfig.from_dict({config})
-strategy = train.make_strategy("mirrored")
+from colorkit.training import setup
+strategy = setup.make_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
-run_dir = train.train(config, verbose=0)
+run_dir = training.train(config, verbose=0)
 print("OK", run_dir)
 """
 
@@ -274,7 +356,7 @@ def test_precision_policies_and_xla_train_with_finite_losses_and_float32_outputs
                                                                                  changes):
     config = small_config(sample_root, tmp_path / "run", experiment=experiment, epochs=1, steps_per_epoch=2,
                           discriminator_options={"width": 0.25}, pretrain_epochs=0, **changes)
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     last = history_rows(run_dir)[-1]
     assert all(np.isfinite(float(last[key])) for key in ("loss", "g_total") if key in last)
     assert colorize.load_model(run_dir).outputs[0].dtype == "float32"
@@ -299,7 +381,7 @@ def test_precision_policies_and_xla_train_with_finite_losses_and_float32_outputs
 )
 def test_absurd_values_are_refused_before_any_work(changes, message):
     with pytest.raises(ColorkitError, match=message):
-        train.validate(TrainConfig().replace(**changes))
+        TrainConfig().replace(**changes).check()
 
 
 def run_cli(*args, timeout=600):
@@ -314,6 +396,9 @@ def run_cli(*args, timeout=600):
         (["--model", "not_a_model"], "unknown model"),
         (["--model", "strided_cnn", "--dataset", "coco2017"], "--root"),
         (["--model", "strided_cnn", "--model-option", "width"], "KEY=VALUE"),
+        (["--model", "strided_cnn", "--model-option", "width=-1"], "width"),
+        (["--model", "strided_cnn", "--model-option", "colour=1"], "colour"),
+        (["--model", "strided_cnn", "--data", "/no/such/folder"], "/no/such/folder"),
     ],
 )
 def test_train_cli_bad_values_are_one_line_and_nonzero(tmp_path, args, message):

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from colorkit import color, colorize, evaluate, losses, models, quantize, train
+from colorkit import color, colorize, evaluate, losses, models, quantize, training
 from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig, experiment_config
 from colorkit.models.zhang import AnnealedMeanDecode, build_zhang_eccv16, zhang_inference_model
@@ -202,12 +202,12 @@ def test_regression_head_is_used_as_it_is(small_regression):
 
 def test_validate_pairs_each_head_with_its_loss():
     regression = TrainConfig(model="zhang_eccv16", model_options={"head": "regression"})
-    train.validate(regression.replace(loss="mse"))
-    train.validate(regression.replace(model_options={"head": "classification"}, loss="rebalanced_ce"))
+    regression.replace(loss="mse").check()
+    regression.replace(model_options={"head": "classification"}, loss="rebalanced_ce").check()
     with pytest.raises(ColorkitError, match="rebalanced_ce needs a classification model"):
-        train.validate(regression.replace(loss="rebalanced_ce"))
+        regression.replace(loss="rebalanced_ce").check()
     with pytest.raises(ColorkitError, match="head=regression"):
-        train.validate(TrainConfig(model="zhang_eccv16", loss="mse"))
+        TrainConfig(model="zhang_eccv16", loss="mse").check()
 
 
 @pytest.mark.slow
@@ -215,7 +215,7 @@ def test_regression_head_trains_colorizes_and_evaluates(sample_root, tmp_path):
     options = {**experiment_config("zhang_classification", "smoke").model_options, "head": "regression"}
     config = experiment_config("zhang_classification", "smoke", root=str(sample_root), loss="mse",
                                model_options=options, out=str(tmp_path / "run"))
-    run_dir = train.train(config, verbose=0)
+    run_dir = training.train(config, verbose=0)
     assert not (run_dir / "prior.npy").exists()  # no bins: plain MSE on ab
     model = colorize.load_model(run_dir)
     assert model.output_names == ["ab"]

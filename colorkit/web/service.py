@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from colorkit import colorize, hints as hint_tools
+from colorkit import batch, colorize, hints as hint_tools
 from colorkit.data import decode
 from colorkit.errors import ColorkitError
 
@@ -63,7 +63,7 @@ class ColorizeService:
         with self._model_lock:
             ab_norm = colorize.predict_ab(self.colorizer, item.feed)[0]
         result = colorize.lab_to_rgb_in_gamut(colorize.join_ab(item.l_full, ab_norm))
-        return colorize.encode_image(result, alpha, "PNG")
+        return batch.encode_image(result, alpha, "PNG")
 
     def _decode(self, data: bytes):
         """Decode by content (the file name and declared type are never looked at)."""
