@@ -7,7 +7,7 @@ import skimage.data
 import tensorflow as tf
 from skimage.color import lab2rgb, rgb2lab
 
-from colorkit import color
+from colorkit import color, color_fast
 
 TOLERANCE_LAB = 1e-3
 TOLERANCE_ROUND_TRIP = 1e-4
@@ -124,10 +124,23 @@ def test_runs_inside_tf_data_and_tf_function():
 def test_halleys_cube_root_is_as_exact_as_float32_allows_eagerly_and_under_xla():
     t = np.concatenate([np.geomspace(0.008856, 1.2, 5000), np.random.default_rng(3).uniform(0.008856, 1.2, 5000)])
     exact = np.cbrt(t)
-    compiled = tf.function(color._halley_cube_root, jit_compile=True)
-    for root in (color._halley_cube_root(tf.constant(t, tf.float32)), compiled(tf.constant(t, tf.float32))):
+    compiled = tf.function(color_fast.halley_cube_root, jit_compile=True)
+    for root in (color_fast.halley_cube_root(tf.constant(t, tf.float32)), compiled(tf.constant(t, tf.float32))):
         assert np.max(np.abs(root.numpy() - exact) / exact) < 5e-7  # a few float32 roundings
-    assert np.max(np.abs(color._halley_cube_root(tf.constant(t)).numpy() - exact) / exact) < 1e-11  # float64: 3% -> 1e-5 -> ~1e-12 in two steps
+    assert np.max(np.abs(color_fast.halley_cube_root(tf.constant(t)).numpy() - exact) / exact) < 1e-11  # float64: 3% -> 1e-5 -> ~1e-12 in two steps
+
+
+def test_the_fast_kernels_compute_what_their_plain_counterparts_do():
+    x = np.geomspace(1e-6, 1.5, 1000)
+    np.testing.assert_allclose(color_fast.positive_pow(tf.constant(x), 2.4).numpy(), x ** 2.4, rtol=1e-12)
+    np.testing.assert_allclose(color_fast.exp_log_cube_root(tf.constant(x, tf.float32)).numpy(), np.cbrt(x), rtol=1e-6)
+    table = color_fast.table_8bit(np.sqrt)
+    values = np.array([[0, 1, 128], [254, 255, 7]], np.uint8)
+    np.testing.assert_array_equal(color_fast.lookup_8bit(table, values).numpy(), np.sqrt(values / 255.0).astype(np.float32))
+    pixels = np.arange(2 * 3 * 4 * 3).reshape(2, 3, 4, 3)
+    planes = color_fast.channel_planes(pixels).numpy()
+    np.testing.assert_array_equal(planes, pixels.reshape(-1, 3).T)  # one row per channel
+    np.testing.assert_array_equal(color_fast.interleaved(planes, pixels.shape).numpy(), pixels)
 
 
 def test_the_compiled_model_io_step_matches_skimage_for_8bit_float32_and_float64():

@@ -288,6 +288,32 @@ def test_a_file_damaged_past_its_header_drops_out_without_ending_the_epoch(tmp_p
     np.testing.assert_allclose(lab.mean(axis=(1, 2)), [[50, 0, 0]] * 2, atol=0.05)
 
 
+def test_files_probed_once_serve_every_dataset_made_from_them(tmp_path, rng, monkeypatch):
+    """A split is probed once (``probe_files``), however many datasets are made
+    from it; plain paths are probed by each dataset, and give the same batches."""
+    paths = [_save(_photo(rng, 20 + 8 * i, 30), tmp_path / f"{i}.{kind}") for i, kind in enumerate(["jpg", "png", "gif"])]
+    paths.append(_save_bytes(tmp_path / "bad.jpg", b"not an image"))
+    probed, real_probe = [], decode.probe
+    monkeypatch.setattr(decode, "probe", lambda path, *args: probed.append(path) or real_probe(path, *args))
+    with pytest.warns(UserWarning, match="skipped 1 of 4 files"):
+        files = pipeline.probe_files(paths)
+    assert len(files) == 3 and list(files.paths) == paths[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the unreadable file is not named again
+        options = dict(image_size=16, batch_size=2, augment=True, shuffle=True, seed=1)
+        model_io = [_epoch(part) for part in zip(*pipeline.make_dataset(files, **options))]
+        rgb = _epoch(pipeline.make_rgb_dataset(files, **options))
+        kept, dropped = pipeline.drop_grayscale(files)
+    assert sorted(probed) == sorted(paths)  # each file once
+    assert rgb.shape == (3, 16, 16, 3) and sorted(kept) == sorted(paths[:3]) and dropped == []
+
+    with pytest.warns(UserWarning, match="skipped 1 of 4 files"):
+        from_paths = pipeline.make_dataset(paths, **options)
+    assert len(probed) == 2 * len(paths)
+    for ours, theirs in zip(model_io, (_epoch(part) for part in zip(*from_paths))):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_only_unreadable_files_is_a_clear_error(tmp_path):
     path = _save_bytes(tmp_path / "a.jpg", b"nope")
     with warnings.catch_warnings():
@@ -334,8 +360,8 @@ def test_model_io_batches_are_the_rgb_batches_converted(tmp_path, rng):
 
 
 def test_every_dataset_runs_without_the_autotuner(tmp_path, rng):
-    """With tf.data's autotuner on, deleting an iterator (after every Keras
-    epoch) stalled for 0.15-0.6 s; each public dataset turns it off at its end."""
+    """Each public dataset turns tf.data's autotuner off at its end (with it on,
+    deleting an iterator, as Keras does after every epoch, can stall)."""
     paths = [_save(_photo(rng, 16, 16), tmp_path / f"{i}.png") for i in range(2)]
     images = tf.data.Dataset.from_tensor_slices(np.zeros((2, 8, 8, 3), np.uint8))
     datasets = [pipeline.make_dataset(paths, 8, 2), pipeline.make_rgb_dataset(paths, 8, 2, augment=True),

@@ -6,6 +6,7 @@
 * ``sample``: builds the small sample set every command uses when given no data.
 * ``decode``: checks and decodes single files (any format, EXIF, 16-bit, alpha).
 * ``pipeline``: the tf.data pipeline -> ``(L, ab)`` batches; the grayscale filter.
+* ``plan``: how the pipeline decodes and resizes each file cheaply, chosen from its probe.
 * ``legacy``: the 2018 report's Keras ``ImageDataGenerator`` path (deprecated
   upstream; kept for fidelity, tf.data is the default).
 """
