@@ -20,9 +20,7 @@ import numpy as np
 from PIL import Image
 
 from colorkit import color, hints as hint_tools
-from colorkit.colorize import (
-    Prepared, join_ab, lab_to_rgb_in_gamut, load_colorizer, predict_ab, prepare, resolve_size, stack_feeds,
-)
+from colorkit.colorize import Prepared, join_ab, load_colorizer, predict_ab, prepare, resolve_size, stack_feeds
 from colorkit.data.decode import list_images, load_image
 from colorkit.errors import ColorkitError
 from colorkit.io import atomic_folder, atomic_path, atomic_write_bytes
@@ -139,7 +137,7 @@ def _load_job(colorizer, job: Job, size, hints, reference) -> Loaded:
 def _write_job(loaded: Loaded, ab_norm: np.ndarray, compare: bool) -> None:
     """Encode in memory, then write atomically: a failure leaves no partial file."""
     lab = join_ab(loaded.item.l_full, ab_norm)
-    rgb, alpha = lab_to_rgb_in_gamut(lab), loaded.alpha
+    rgb, alpha = color.lab_to_rgb_in_gamut(lab), loaded.alpha
     if compare:
         gray = color.lab_to_rgb(np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], axis=-1))
         rgb = side_by_side(gray, rgb)

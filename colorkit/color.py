@@ -193,6 +193,83 @@ def lab_to_rgb(lab, clip=True):
     return _like_input(rgb, lab)
 
 
+# --- The sRGB gamut ---------------------------------------------------------------------------
+
+#: bisection steps of the gamut fit: the scale of ab is found to 2**-12, i.e. chroma to
+#: within 0.04 of 150 (an 8-bit sRGB step is about 10 times that)
+GAMUT_STEPS = 12
+#: how far outside [0, 1] an RGB channel may stray (float32 rounding) and still count as inside
+GAMUT_TOLERANCE = 1e-4
+
+
+def _linear_bounds(tolerance: float = GAMUT_TOLERANCE / 2) -> tuple[float, float]:
+    """sRGB's [-tolerance, 1 + tolerance] in linear light, where the gamut is checked.
+
+    Half of ``GAMUT_TOLERANCE``: companding a colour that sits right on the
+    bound moves it by float32 rounding, and the promise is made in sRGB."""
+    low, high = srgb_to_linear(tf.constant([-tolerance, 1.0 + tolerance])).numpy()
+    return float(low), float(high)
+
+
+_LINEAR_LOW, _LINEAR_HIGH = _linear_bounds()
+
+
+def _inside(lab):
+    """Which Lab pixels ([N, 3]) have an sRGB colour: their linear RGB is within bounds."""
+    linear = lab_to_linear_rgb(lab)
+    return tf.reduce_all((linear >= _LINEAR_LOW) & (linear <= _LINEAR_HIGH), axis=-1)
+
+
+def in_gamut(lab: np.ndarray) -> np.ndarray:
+    """Which Lab pixels (any leading shape, last axis L, a, b) have an sRGB colour."""
+    return _inside(tf.constant(lab, tf.float32)).numpy()
+
+
+def _with_ab_scaled(lab, factor):
+    return tf.concat([lab[:, :1], lab[:, 1:] * factor[:, None]], axis=-1)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+def _largest_inside_factors(pixels):
+    """Per pixel, the largest factor in [0, 1] (to 2**-GAMUT_STEPS) whose scaled ab
+    stays inside the gamut, by bisection. It always keeps an inside factor,
+    starting from 0 (gray, inside at any L). One compiled graph serves any
+    number of pixels, so no image size retraces it."""
+    low = tf.zeros_like(pixels[:, 0])
+    high = tf.ones_like(low)
+    for _ in range(GAMUT_STEPS):
+        middle = (low + high) / 2
+        inside = _inside(_with_ab_scaled(pixels, middle))
+        low, high = tf.where(inside, middle, low), tf.where(inside, high, middle)
+    return low
+
+
+def shrink_into_gamut(lab) -> np.ndarray:
+    """Lab whose every pixel lies inside sRGB, with L untouched.
+
+    Why not clip RGB: clipping changes lightness, and the output must keep the
+    input's L. Instead each pixel's ab is multiplied by the largest factor in
+    [0, 1] that keeps (L, factor * ab) displayable: 1 for pixels already
+    inside, else found by ``_largest_inside_factors``. The checks run in linear
+    light (no companding pow), so each step costs less than a Lab -> RGB
+    conversion of the pixels outside."""
+    lab = np.asarray(lab, np.float32)
+    flat = lab.reshape(-1, 3)
+    outside = ~in_gamut(flat)
+    if not outside.any():
+        return lab
+    pixels = flat[outside]
+    fitted = flat.copy()
+    fitted[outside] = _with_ab_scaled(pixels, _largest_inside_factors(pixels)).numpy()
+    return fitted.reshape(lab.shape)
+
+
+def lab_to_rgb_in_gamut(lab) -> np.ndarray:
+    """sRGB in [0, 1] of ``lab`` after ``shrink_into_gamut`` (the final clip only
+    removes float32 rounding)."""
+    return np.clip(lab_to_rgb(shrink_into_gamut(lab), clip=False), 0.0, 1.0)
+
+
 # --- What the network sees ------------------------------------------------------
 
 

@@ -5,11 +5,11 @@ network L at its working size, resize the predicted ab back to the original
 size, and join it with the *original full-resolution* L. The output therefore
 has the input's size and exactly the input's lightness; only colour is invented.
 A network can predict an ab that no sRGB colour has at that L; clipping the RGB
-would change L, so ``shrink_into_gamut`` instead moves each such pixel's ab
-towards gray just enough to be displayable.
+would change L, so ``color.shrink_into_gamut`` instead moves each such pixel's
+ab towards gray just enough to be displayable.
 
 Sections: loading a model, the working size, one image (prepare -> predict ->
-join), the gamut. Files, folders and export are in ``colorkit.batch``.
+join). Files, folders and export are in ``colorkit.batch``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,6 @@ from colorkit.quantize import DEFAULT_TEMPERATURE
 
 #: working size of a model that takes any size, when none is asked for
 DEFAULT_SIZE = 256
-#: bisection steps of the gamut fit: the scale of ab is found to 2**-12, i.e. chroma to
-#: within 0.04 of 150 (an 8-bit sRGB step is about 10 times that)
-GAMUT_STEPS = 12
-#: how far outside [0, 1] an RGB channel may stray (float32 rounding) and still count as inside
-GAMUT_TOLERANCE = 1e-4
 
 
 # --- Loading a model ------------------------------------------------------------------------------
@@ -216,7 +211,7 @@ def colorize_lab(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None,
 
 def colorize_rgb(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None, reference=None) -> np.ndarray:
     """Colorize one RGB image: same size, same L, ab shrunk into the sRGB gamut."""
-    return lab_to_rgb_in_gamut(colorize_lab(colorizer, rgb, size, hints, reference))
+    return color.lab_to_rgb_in_gamut(colorize_lab(colorizer, rgb, size, hints, reference))
 
 
 def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -> np.ndarray:
@@ -229,74 +224,3 @@ def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -
     if isinstance(image, (str, Path)):
         image = load_rgb(image)
     return colorize_rgb(as_colorizer(model), image, size=size, hints=hints, reference=reference)
-
-
-# --- The gamut ------------------------------------------------------------------------------------
-
-
-def _linear_bounds(tolerance: float = GAMUT_TOLERANCE / 2) -> tuple[float, float]:
-    """sRGB's [-tolerance, 1 + tolerance] in linear light, where the gamut is checked.
-
-    Half of ``GAMUT_TOLERANCE``: companding a colour that sits right on the
-    bound moves it by float32 rounding, and the promise is made in sRGB."""
-    low, high = color.srgb_to_linear(tf.constant([-tolerance, 1.0 + tolerance])).numpy()
-    return float(low), float(high)
-
-
-_LINEAR_LOW, _LINEAR_HIGH = _linear_bounds()
-
-
-def _inside(lab):
-    """Which Lab pixels ([N, 3]) have an sRGB colour: their linear RGB is within bounds."""
-    linear = color.lab_to_linear_rgb(lab)
-    return tf.reduce_all((linear >= _LINEAR_LOW) & (linear <= _LINEAR_HIGH), axis=-1)
-
-
-def _in_gamut(lab: np.ndarray) -> np.ndarray:
-    """``_inside`` for numpy callers."""
-    return _inside(tf.constant(lab, tf.float32)).numpy()
-
-
-def _with_ab_scaled(lab, factor):
-    return tf.concat([lab[:, :1], lab[:, 1:] * factor[:, None]], axis=-1)
-
-
-@tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
-def _largest_inside_factors(pixels):
-    """Per pixel, the largest factor in [0, 1] (to 2**-GAMUT_STEPS) whose scaled ab
-    stays inside the gamut, by bisection. It always keeps an inside factor,
-    starting from 0 (gray, inside at any L). One graph for any number of pixels:
-    run op by op, the steps' Python overhead and temporaries cost 40% more."""
-    low = tf.zeros_like(pixels[:, 0])
-    high = tf.ones_like(low)
-    for _ in range(GAMUT_STEPS):
-        middle = (low + high) / 2
-        inside = _inside(_with_ab_scaled(pixels, middle))
-        low, high = tf.where(inside, middle, low), tf.where(inside, high, middle)
-    return low
-
-
-def shrink_into_gamut(lab) -> np.ndarray:
-    """Lab whose every pixel lies inside sRGB, with L untouched.
-
-    Why not clip RGB: clipping changes lightness, and the output must keep the
-    input's L. Instead each pixel's ab is multiplied by the largest factor in
-    [0, 1] that keeps (L, factor * ab) displayable: 1 for pixels already
-    inside, else found by ``_largest_inside_factors``. The checks run in linear
-    light (no companding pow), so each step costs less than a Lab -> RGB
-    conversion of the pixels outside."""
-    lab = np.asarray(lab, np.float32)
-    flat = lab.reshape(-1, 3)
-    outside = ~_in_gamut(flat)
-    if not outside.any():
-        return lab
-    pixels = flat[outside]
-    fitted = flat.copy()
-    fitted[outside] = _with_ab_scaled(pixels, _largest_inside_factors(pixels)).numpy()
-    return fitted.reshape(lab.shape)
-
-
-def lab_to_rgb_in_gamut(lab) -> np.ndarray:
-    """sRGB in [0, 1] of ``lab`` after ``shrink_into_gamut`` (the final clip only
-    removes float32 rounding)."""
-    return np.clip(color.lab_to_rgb(shrink_into_gamut(lab), clip=False), 0.0, 1.0)

@@ -191,8 +191,9 @@ def load_split(config: TrainConfig) -> dict:
 
 
 def prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.ndarray:
-    """The empirical prior over the ab bins from the training pixels, computed once
-    and kept in the run folder for resuming, evaluating (rebalanced AuC) and notebooks."""
+    """The empirical prior over the ab bins from the training pixels (``split["train"]``:
+    paths or probed files), computed once and kept in the run folder for resuming,
+    evaluating (rebalanced AuC) and notebooks."""
     from colorkit import color, quantize
     from colorkit.data import pipeline
 

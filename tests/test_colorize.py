@@ -73,18 +73,18 @@ def test_the_raw_prediction_leaves_the_gamut_and_clipping_would_change_l(colour_
 def test_shrinking_into_the_gamut_keeps_l_and_hue_and_shrinks_no_more_than_needed(rng):
     lab = np.stack([rng.uniform(0, 100, 20000), rng.uniform(-120, 120, 20000), rng.uniform(-120, 120, 20000)], -1)
     lab = lab.astype(np.float32)
-    fitted = colorize.shrink_into_gamut(lab)
+    fitted = color.shrink_into_gamut(lab)
     np.testing.assert_array_equal(fitted[:, 0], lab[:, 0])
     rgb = color.lab_to_rgb(fitted, clip=False)
-    assert rgb.min() >= -colorize.GAMUT_TOLERANCE and rgb.max() <= 1 + colorize.GAMUT_TOLERANCE
+    assert rgb.min() >= -color.GAMUT_TOLERANCE and rgb.max() <= 1 + color.GAMUT_TOLERANCE
     scale = np.linalg.norm(fitted[:, 1:], axis=-1) / np.linalg.norm(lab[:, 1:], axis=-1)
     assert scale.max() <= 1.0 + 1e-6
     np.testing.assert_allclose(fitted[:, 1:], lab[:, 1:] * scale[:, None], atol=1e-3)  # same hue, only less chroma
-    inside = colorize._in_gamut(lab)
+    inside = color.in_gamut(lab)
     assert 0.05 < inside.mean() < 0.95
     np.testing.assert_array_equal(fitted[inside], lab[inside])
     a_little_more = np.concatenate([lab[:, :1], lab[:, 1:] * (scale + 1e-3)[:, None]], -1)  # the bisection: 2**-12
-    assert not colorize._in_gamut(a_little_more[~inside]).any()
+    assert not color.in_gamut(a_little_more[~inside]).any()
 
 
 def test_a_colour_photo_is_made_gray_first(colour_model):

@@ -180,6 +180,22 @@ def test_resuming_keeps_the_best_value_so_far_and_a_worse_epoch_does_not_replace
     assert [r["epoch"] for r in history_rows(tmp_path)] == ["0", "1"]
 
 
+def test_a_run_probes_each_file_of_its_split_once(sample_root, tmp_path, monkeypatch):
+    from collections import Counter
+
+    from colorkit.data import decode
+
+    probed, original = Counter(), decode.probe
+    monkeypatch.setattr(decode, "probe", lambda path, *args, **kwargs: probed.update([str(path)]) or original(
+        path, *args, **kwargs))
+    config = small_config(sample_root, tmp_path / "run", experiment="zhang_classification", epochs=1,
+                          steps_per_epoch=1, model_options={"width": 0.125})  # the prior reads the files too
+    run_dir = training.fit(config, verbose=0)
+    split = json.loads((run_dir / "split.json").read_text())
+    assert set(probed) == set(split["train"]) | set(split["val"])
+    assert set(probed.values()) == {1}  # once each, though four datasets (train, val, samples, prior) read them
+
+
 def test_resuming_a_finished_run_trains_nothing_and_more_epochs_continue_it(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
     training.fit(config, verbose=0)

@@ -84,6 +84,10 @@ class ProbedFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def __getitem__(self, index: slice) -> "ProbedFiles":
+        """Some of the files (a slice), with their probes."""
+        return ProbedFiles(self.paths[index], self.probes[index])
+
 
 def probe_files(paths_or_folder, max_pixels: int = DEFAULT_MAX_PIXELS) -> ProbedFiles:
     """Probe every file (a list of paths, or a folder listed recursively) once.

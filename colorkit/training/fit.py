@@ -18,7 +18,7 @@ from colorkit.experiments import TrainConfig
 from colorkit.training.records import EpochRecords
 from colorkit.training.setup import (
     build_model, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
-    precision_policy, prepare_run, record_start, write_sample_grid,
+    precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
 )
 
 
@@ -69,16 +69,17 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
     strategy = make_strategy(config.strategy)
     with precision_policy(config.mixed_precision), strategy.scope():
         model = (build or build_model)(config)
-    train, val = make_datasets(config, split)
+    files = probe_split(split)
+    train, val = make_datasets(config, files)
     if config.steps_per_epoch:
         train = train.repeat()
-    sample_rgb = fixed_validation_batch(config, split)
+    sample_rgb = fixed_validation_batch(config, files)
     record_start(run_dir, config, split, model)
 
     bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
     class_weights, colorizer = None, regression_colorizer
     if bins is not None:
-        prior = runs.prior(run_dir, config, split, bins)
+        prior = runs.prior(run_dir, config, files, bins)
         class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
         colorizer = classification_colorizer(config.temperature, bins)
     with precision_policy(config.mixed_precision), strategy.scope():

@@ -23,7 +23,7 @@ from colorkit.experiments import TrainConfig
 from colorkit.io import atomic_path, atomic_write_text
 from colorkit.training.setup import (
     build_model, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
-    precision_policy, prepare_run, record_start, write_sample_grid,
+    precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
 )
 
 
@@ -92,8 +92,9 @@ class GanTrainer:
         (a notebook's edited step)."""
         self.config, self.run_dir = config, run_dir
         self.strategy = make_strategy(config.strategy)
-        self.train_data, _ = make_datasets(config, split)
-        self.sample_rgb = fixed_validation_batch(config, split)
+        files = probe_split(split)
+        self.train_data, _ = make_datasets(config, files)
+        self.sample_rgb = fixed_validation_batch(config, files)
         self.steps_per_epoch = config.steps_per_epoch or _count_batches(self.train_data)
         if config.steps_per_epoch:
             self.train_data = self.train_data.repeat()

@@ -43,16 +43,23 @@ def record_start(run_dir: Path, config: TrainConfig, split: dict, model: keras.M
 # --- Data -------------------------------------------------------------------------
 
 
-def make_datasets(config: TrainConfig, split: dict):
-    """(train, val) tf.data pipelines of (normalised L, target).
+def probe_split(split: dict) -> dict:
+    """The training and validation files, each probed once for every dataset the
+    run makes from them (the validation split falls back to the training one when empty)."""
+    train = pipeline.probe_files(split["train"])
+    return {"train": train, "val": pipeline.probe_files(split["val"]) if split["val"] else train}
+
+
+def make_datasets(config: TrainConfig, files: dict):
+    """(train, val) tf.data pipelines of (normalised L, target) from ``probe_split``'s files.
 
     Regression targets are ``ab / 110`` at full resolution. The classification
     head's target is ``ab / 110`` averaged down to its quarter resolution: the
     rebalanced loss soft-encodes it next to the model (2 numbers per pixel
     travel through the pipeline instead of Q)."""
     common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
-    train = pipeline.make_dataset(split["train"], augment=config.augment, shuffle=True, repeat=False, **common)
-    val = pipeline.make_dataset(split["val"] or split["train"], augment=False, shuffle=False, **common)
+    train = pipeline.make_dataset(files["train"], augment=config.augment, shuffle=True, repeat=False, **common)
+    val = pipeline.make_dataset(files["val"], augment=False, shuffle=False, **common)
     if config.loss == "rebalanced_ce":
         train = train.map(_quarter_resolution_target, num_parallel_calls=tf.data.AUTOTUNE)
         val = val.map(_quarter_resolution_target)
@@ -68,13 +75,13 @@ def _quarter_resolution_target(l_norm, ab_norm):
     return l_norm, tf.nn.avg_pool2d(ab_norm, 4, 4, "VALID")
 
 
-def fixed_validation_batch(config: TrainConfig, split: dict) -> np.ndarray:
+def fixed_validation_batch(config: TrainConfig, files: dict) -> np.ndarray:
     """The RGB images every sample grid shows, the same at every epoch: evenly
-    spread over the (sorted) validation split, so a split holding several kinds
+    spread over the (sorted) validation files, so a split holding several kinds
     of image (the sample set's photos and shapes) shows each of them."""
-    candidates = split["val"] or split["train"]
-    paths = candidates[:: max(1, len(candidates) // SAMPLE_COUNT)][:SAMPLE_COUNT]
-    rgb = pipeline.make_rgb_dataset(paths, image_size=config.image_size, batch_size=len(paths))
+    candidates = files["val"]
+    chosen = candidates[:: max(1, len(candidates) // SAMPLE_COUNT)][:SAMPLE_COUNT]
+    rgb = pipeline.make_rgb_dataset(chosen, image_size=config.image_size, batch_size=len(chosen))
     return next(iter(rgb)).numpy()
 
 

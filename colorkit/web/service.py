@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from colorkit import batch, colorize, hints as hint_tools
+from colorkit import batch, color, colorize, hints as hint_tools
 from colorkit.data import decode
 from colorkit.errors import ColorkitError
 
@@ -62,7 +62,7 @@ class ColorizeService:
         item = colorize.prepare(self.colorizer, rgb, self.size, hints)
         with self._model_lock:
             ab_norm = colorize.predict_ab(self.colorizer, item.feed)[0]
-        result = colorize.lab_to_rgb_in_gamut(colorize.join_ab(item.l_full, ab_norm))
+        result = color.lab_to_rgb_in_gamut(colorize.join_ab(item.l_full, ab_norm))
         return batch.encode_image(result, alpha, "PNG")
 
     def _decode(self, data: bytes):
