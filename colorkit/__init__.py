@@ -17,8 +17,7 @@ def _match_threads_to_cores():
 
     A process held to some of the machine's cores (``taskset``, a container's
     cpuset, a Slurm job) otherwise gets TensorFlow's default thread count, and
-    the input pipeline's threads crowd those cores: measured with one core of
-    two (bench/, the one-core rows), the (L, ab) pipeline ran at half speed."""
+    the input pipeline's threads crowd those cores (bench/'s one-core rows show it)."""
     if not hasattr(os, "sched_getaffinity"):  # Linux only; elsewhere the default stands
         return
     cores = len(os.sched_getaffinity(0))
@@ -33,8 +32,7 @@ def _import_tensorflow_quietly():
     # TensorFlow's default CPU allocator returns every large freed buffer to the
     # operating system, so a tf.data map that builds a fresh batch each step pays
     # page faults for all of its memory again; the BFC allocator keeps and reuses
-    # them. Read once, before the first op: bench/ item 1 measured the batched Lab
-    # conversion 1.9x faster with it, the input pipeline 1.3x.
+    # them. Read once, before the first op (bench/ times the kit with and without it).
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     _match_threads_to_cores()
     if os.environ.get("COLORKIT_VERBOSE_TF"):

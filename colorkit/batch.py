@@ -78,31 +78,46 @@ def plan_jobs(inputs, out_dir) -> tuple[list[Job], list[tuple[str, str]]]:
     """The jobs the command line names, and ``(input, problem)`` for inputs that cannot be used.
 
     A file goes to OUT_DIR/its name; a folder's images (recursively) go to the
-    same relative paths under OUT_DIR, so the tree is mirrored. Two inputs that
-    would write the same output (photo.png and photo.gif) are a problem for the
-    second one, never a silent overwrite."""
+    same relative paths under OUT_DIR, so the tree is mirrored. No output may
+    replace an input: OUT_DIR inside an input folder is refused outright, and a
+    file whose output would be itself (OUT_DIR is its own folder) is a problem.
+    Two inputs that would write the same output (photo.png and photo.gif) are a
+    problem for the second one, never a silent overwrite."""
     out_dir = Path(out_dir)
-    jobs, problems, claimed = [], [], {}
+    candidates, problems = [], []
     for given in inputs:
         path = Path(given)
         if path.is_dir():
+            _refuse_output_inside(out_dir, path)
             found = [Path(p) for p in list_images(path)]
             if not found:
                 problems.append((str(given), "is a folder with no image files"))
-            candidates = [(p, out_dir / p.relative_to(path)) for p in found]
+            candidates += [(p, out_dir / p.relative_to(path)) for p in found]
         elif path.is_file():
-            candidates = [(path, out_dir / path.name)]
+            candidates.append((path, out_dir / path.name))
         else:
             problems.append((str(given), "does not exist"))
-            candidates = []
-        for source, target in candidates:
-            target = output_name(target)
-            if target in claimed:
-                problems.append((str(source), f"would overwrite {target}, the output of {claimed[target]}"))
-            else:
-                claimed[target] = source
-                jobs.append(Job(source, target))
+    sources = {source.resolve() for source, _ in candidates}
+    jobs, claimed = [], {}
+    for source, target in candidates:
+        target = output_name(target)
+        if target.resolve() in sources:
+            problems.append((str(source), f"its output {target} would overwrite an input; choose another -o"))
+        elif target in claimed:
+            problems.append((str(source), f"would overwrite {target}, the output of {claimed[target]}"))
+        else:
+            claimed[target] = source
+            jobs.append(Job(source, target))
     return jobs, problems
+
+
+def _refuse_output_inside(out_dir: Path, folder: Path) -> None:
+    """Outputs written inside an input folder would sit among the originals (and a
+    later run would take them for inputs): refuse before anything is written."""
+    out, inside = out_dir.resolve(), folder.resolve()
+    if out == inside or inside in out.parents:
+        raise ColorkitError(f"-o {out_dir} is inside the input folder {folder}: the colorizations would overwrite "
+                            "or mix with the originals; choose an output folder outside it")
 
 
 def read_hints_file(path) -> str:

@@ -31,14 +31,14 @@ def is_real(value) -> bool:
 
 def _bounds(low, high, low_open: bool = False) -> str:
     if high is None:
-        return f"{'above' if low_open else 'at least'} {low}"
-    return f"in {'(' if low_open else '['}{low}, {high}]"
+        return f", {'above' if low_open else 'at least'} {low}"
+    return f" in {'(' if low_open else '['}{low}, {high}]"
 
 
 def check_whole(value, name: str, low=None, high=None) -> int:
     """``value`` as an int, refused unless a whole number within [low, high] (either bound optional)."""
     if not is_whole(value) or (low is not None and value < low) or (high is not None and value > high):
-        span = "" if low is None else f" {_bounds(low, high)}"
+        span = "" if low is None else _bounds(low, high)
         raise ColorkitError(f"{name} must be a whole number{span}, got {value!r}")
     return int(value)
 
@@ -46,7 +46,7 @@ def check_whole(value, name: str, low=None, high=None) -> int:
 def check_real(value, name: str, low=None, high=None, low_open: bool = False) -> float:
     """``value`` as a float, refused unless finite and within [low, high] ((low, high] with ``low_open``)."""
     if not is_real(value) or _below(value, low, low_open) or (high is not None and value > high):
-        span = "" if low is None else f" {_bounds(low, high, low_open)}"
+        span = "" if low is None else _bounds(low, high, low_open)
         raise ColorkitError(f"{name} must be a number{span}, got {value!r}")
     return float(value)
 

@@ -215,12 +215,57 @@ def colorize_rgb(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None,
 
 
 def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -> np.ndarray:
-    """Colorize ``image`` (an RGB array of any size, or a file path) -> RGB array of the same size.
+    """Colorize ``image`` -> an RGB array of the same size.
 
-    ``hints``: local hints (a list of ``{"x", "y", "rgb" or "ab", "size"}`` or
-    its JSON text; see ``colorkit.hints``); ``reference``: an RGB array or file
-    whose colours are the global hint. Both need a model trained with hints.
-    ``size``: the working size of a model that takes any size (default 256)."""
+    ``image``: a file path, or an array as an image library gives it: uint8
+    (0-255) or uint16 (0-65535) values, read by their type, or floats in
+    [0, 1]; RGB ``[H, W, 3]``, gray ``[H, W]`` or ``[H, W, 1]``, or RGBA (the
+    alpha is ignored). The result has the input's type: uint8 in, uint8 out;
+    floats in, float32 out (a file path gives float32). ``hints``: local hints
+    (a list of ``{"x", "y", "rgb" or "ab", "size"}`` or its JSON text; see
+    ``colorkit.hints``); ``reference``: an RGB array or file whose colours are
+    the global hint. Both need a model trained with hints. ``size``: the
+    working size of a model that takes any size (default 256)."""
     if isinstance(image, (str, Path)):
         image = load_rgb(image)
-    return colorize_rgb(as_colorizer(model), image, size=size, hints=hints, reference=reference)
+    rgb, kind = unit_rgb(image)
+    result = colorize_rgb(as_colorizer(model), rgb, size=size, hints=hints, reference=reference)
+    return _as_kind(result, kind)
+
+
+#: How far outside [0, 1] a float image may stray (rounding) before it is taken for another scale.
+FLOAT_RANGE_SLACK = 1e-3
+
+
+def unit_rgb(image) -> tuple[np.ndarray, np.dtype]:
+    """``image`` (see ``colorize``) as RGB float32 in [0, 1], and the type to give back.
+
+    A float array holding 0-255 values is refused rather than read as mostly
+    white: the scale of floats cannot be told from their type."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
+        raise ColorkitError(f"expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {array.shape}")
+    if array.dtype in (np.uint8, np.uint16):
+        unit = array.astype(np.float32) / np.iinfo(array.dtype).max
+    elif np.issubdtype(array.dtype, np.floating):
+        unit = array.astype(np.float32)
+        if not np.isfinite(unit).all():
+            raise ColorkitError("the image holds NaN or infinite values")
+        low, high = float(unit.min()), float(unit.max())
+        if not (-FLOAT_RANGE_SLACK <= low and high <= 1 + FLOAT_RANGE_SLACK):
+            raise ColorkitError(f"a float image must hold values in [0, 1]; this one spans [{low:g}, {high:g}] "
+                                "(pass 8-bit pixels as a uint8 array, or divide by 255)")
+        unit = np.clip(unit, 0.0, 1.0)
+    else:
+        raise ColorkitError(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
+    rgb = np.repeat(unit, 3, axis=-1) if unit.shape[-1] == 1 else unit[..., :3]
+    return np.ascontiguousarray(rgb), array.dtype
+
+
+def _as_kind(rgb: np.ndarray, kind: np.dtype) -> np.ndarray:
+    """``rgb`` in [0, 1] as the caller's type: integers rounded to their full scale, floats as float32."""
+    if kind in (np.uint8, np.uint16):
+        return np.round(rgb * np.iinfo(kind).max).astype(kind)
+    return rgb.astype(np.float32)

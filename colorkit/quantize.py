@@ -27,29 +27,10 @@ it takes the data pipeline's ``(l_norm, ab_norm)`` pairs.
 
 Everything that runs per pixel is a handful of vectorised TensorFlow ops (no
 per-pixel Python, no scikit-learn), so it works in ``tf.data`` maps and inside
-``tf.function`` train steps.
-
-The bin rule (how ``ab_bins`` was made)
----------------------------------------
-A grid point (a, b), both multiples of 10, is a bin if it is among the
-``RULE_K`` = 10 nearest grid points of the ab of at least one of the 256^3
-8-bit sRGB colours (a grid point tied with the 10th nearest, within 0.01 in
-squared ab units, counts too). Consequences:
-
-* every bin a pixel's nearest bin could be is included (the 261 squares exact
-  sRGB colours fall in), and so is every bin that soft-encoding with k = 5
-  (Zhang's paper) or k = 10 (Zhang's released training code) can give weight to;
-* for any sRGB colour, its k nearest bins *within this set* are its k nearest
-  grid points on the infinite grid, so soft-encoding never has to fall back on
-  a farther bin because a nearer one was left out.
-
-That gives Q = 353 (Zhang's published set, taken from ImageNet's colours, has
-313). Recomputing it converts all 16.7 million colours to Lab, which takes
-about 20 seconds on two cores, so the result is shipped as
-``colorkit/ab_bins.npy`` (353 x 2 float32, sorted by a then b) and
-``derive_ab_bins`` rebuilds it (``python -m colorkit.quantize`` rewrites the
-file; the tests check that the shipped file equals the derivation). A bin set
-of your own (npy or txt, Q rows of a and b) is accepted wherever ``bins`` is.
+``tf.function`` train steps. The bin set (Q = 353, derived from every sRGB
+colour; Zhang's published set, from ImageNet's colours, has 313) ships as
+``colorkit/ab_bins.npy``; ``derive_ab_bins`` says how it is made. A bin set of
+your own (npy or txt, Q rows of a and b) is accepted wherever ``bins`` is.
 """
 
 from __future__ import annotations
@@ -63,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from colorkit import color
+from colorkit.checks import check_real, check_whole
 from colorkit.errors import ColorkitError
 from colorkit.io import atomic_path
 
@@ -193,15 +175,26 @@ def _grid_points_hit(rgb, k):
 
 
 def derive_ab_bins(k: int = RULE_K) -> np.ndarray:
-    """Recompute the bin set by the module's rule: every multiple-of-10 grid point that is
-    among the ``k`` nearest grid points of some 8-bit sRGB colour (ties included).
+    """Recompute the bin set: every multiple-of-10 grid point that is among the
+    ``k`` nearest grid points of some 8-bit sRGB colour (a grid point tied with
+    the k-th nearest, within 0.01 in squared ab units, counts too).
+
+    Why this rule: every bin a pixel's nearest bin could be is included (the
+    261 squares exact sRGB colours fall in), and so is every bin that
+    soft-encoding with k = 5 (Zhang's paper) or k = 10 (Zhang's released
+    training code) can give weight to; and for any sRGB colour its k nearest
+    bins *within this set* are its k nearest grid points on the infinite grid,
+    so soft-encoding never falls back on a farther bin because a nearer one
+    was left out. With k = ``RULE_K`` = 10 that gives Q = 353. It converts all
+    16.7 million colours to Lab, so the result is shipped as ``ab_bins.npy``
+    (sorted by a then b; ``python -m colorkit.quantize`` rewrites it, and the
+    tests check that the file equals the derivation).
 
     Only the 5 x 5 block of grid points around a colour's nearest one needs a
     distance: every grid point outside it is at least 25 away, while the 3 x 3
     block plus the point two steps out on the side the colour leans towards
-    (10 points) are all within 21.3. Takes about 20 s (16.7 million Lab conversions)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 10:
-        raise ColorkitError(f"derive_ab_bins takes an integer k between 1 and 10, got {k!r}")
+    (10 points) are all within 21.3."""
+    check_whole(k, "derive_ab_bins' k", 1, 10)
     hit = np.zeros(_SIDE * _SIDE, dtype=bool)
     for rgb in _srgb_colour_chunks():
         hit |= _grid_points_hit(rgb, int(k)).numpy()
@@ -402,9 +395,7 @@ def nearest_bins(ab, bins=None):
 
 
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-        raise ColorkitError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+    return check_real(value, name, 0, low_open=True)
 
 
 def soft_encode_sparse(ab, bins=None, k: int = DEFAULT_K, sigma: float = DEFAULT_SIGMA):
@@ -416,8 +407,7 @@ def soft_encode_sparse(ab, bins=None, k: int = DEFAULT_K, sigma: float = DEFAULT
     and the encoding can run next to the model, on the accelerator."""
     bin_set = _bin_set(bins)
     num_bins = len(bin_set.centres)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_bins:
-        raise ColorkitError(f"k must be an integer between 1 and the number of bins ({num_bins}), got {k!r}")
+    check_whole(k, "k (the nearest bins to spread over)", 1, num_bins)
     sigma = _check_positive(sigma, "sigma")
     flat, leading, static = _flat_ab(ab)
     d2, indices = _k_nearest(flat, bin_set, int(k))
@@ -496,8 +486,7 @@ def empirical_prior(ab_source, bins=None, sigma: float = DEFAULT_SIGMA) -> np.nd
     Lab units. ``sigma`` (Lab units) is the Gaussian smoothing Zhang et al. apply;
     0 keeps the raw histogram."""
     bin_set = _bin_set(bins)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number)) or sigma < 0:
-        raise ColorkitError(f"sigma must be a number >= 0 (0: no smoothing), got {sigma!r}")
+    check_real(sigma, "sigma (0: no smoothing)", 0)
     num_bins = len(bin_set.centres)
     counts = np.zeros(num_bins)
     for batch in _ab_batches(ab_source):
@@ -523,8 +512,7 @@ def rebalance_weights(prior, lam: float = DEFAULT_LAMBDA) -> np.ndarray:
         raise ColorkitError(
             "the prior must be a 1-D array of Q >= 3 non-negative probabilities (colorkit.quantize.empirical_prior)"
         )
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.number)) or not 0 <= lam <= 1:
-        raise ColorkitError(f"lam must be a number in [0, 1], got {lam!r}")
+    check_real(lam, "lam", 0, 1)
     p = p / p.sum()
     if lam == 0 and np.any(p == 0):
         raise ColorkitError("lam = 0 inverts the prior, so every bin needs a probability above 0; use lam > 0")

@@ -60,6 +60,32 @@ def test_output_keeps_the_size_and_l_of_the_input_and_lies_in_the_gamut(colour_m
     assert np.abs(unclipped - out).max() < 1e-3  # Lab -> RGB needed no clipping
 
 
+def test_arrays_are_read_by_their_type_and_given_back_in_it(colour_model):
+    photo = photos.coffee()[:40, :56]  # uint8, as Pillow and imageio give it
+    from_floats = colorize.colorize(colour_model, photo / 255.0)
+    from_bytes = colorize.colorize(colour_model, photo)
+    assert from_bytes.dtype == np.uint8 and from_floats.dtype == np.float32
+    assert np.abs(from_bytes.astype(int) - np.round(from_floats * 255)).max() <= 1  # float32 vs float64 scaling
+    assert metrics.colorfulness(from_bytes / 255.0) > 10  # not the all-white image 0-255 read as 0-1 would give
+    wide = colorize.colorize(colour_model, photo.astype(np.uint16) * 257)
+    assert wide.dtype == np.uint16 and np.abs(wide / 65535.0 - from_floats).max() < 1e-3
+    gray = colorize.colorize(colour_model, photo[..., 1])
+    assert gray.shape == photo.shape and gray.dtype == np.uint8
+    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 7, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(colorize.colorize(colour_model, rgba), from_bytes)
+
+
+@pytest.mark.parametrize("image, message", [
+    (photos.coffee()[:8, :8].astype(np.float32), "values in \\[0, 1\\]"),
+    (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    (np.zeros((8, 8, 3), np.int64), "uint8, uint16 or float"),
+    (np.zeros((8, 8, 2), np.uint8), "shape"),
+])
+def test_arrays_it_cannot_read_are_refused_in_one_sentence(colour_model, image, message):
+    with pytest.raises(ColorkitError, match=message):
+        colorize.colorize(colour_model, image)
+
+
 def test_the_raw_prediction_leaves_the_gamut_and_clipping_would_change_l(colour_model):
     """Why the gamut fit exists: the strong colour is not displayable at every L."""
     image = as_float(photos.astronaut())
@@ -114,7 +140,7 @@ def test_the_working_size_is_the_built_one_or_a_checked_size(colour_model):
         colorize.resolve_size(any_size, 100)
     with pytest.raises(ColorkitError, match="multiple of 8; use 8$"):
         colorize.resolve_size(any_size, 5)
-    with pytest.raises(ColorkitError, match="positive whole number"):
+    with pytest.raises(ColorkitError, match="whole number, at least 1"):
         colorize.resolve_size(any_size, 0)
     out = colorize.colorize(any_size, np.zeros((5, 9, 3), np.float32), size=32)
     assert out.shape == (5, 9, 3)
@@ -214,6 +240,25 @@ def test_missing_inputs_fail_but_do_not_stop_the_others(colour_run, tmp_path, ca
     code, _, err = run_colorize_cli(capsys, tmp_path / "absent.png", image, "--run", colour_run, "-o", tmp_path / "out")
     assert code == 1 and "absent.png does not exist" in err
     assert (tmp_path / "out" / "one.png").exists()
+
+
+@pytest.mark.parametrize("out", ["in", "in/colorized"])
+def test_an_output_folder_inside_an_input_folder_is_refused_and_nothing_is_touched(colour_run, tmp_path, capsys, out):
+    original = write_image(tmp_path / "in" / "photo.png", photos.coffee()[:24, :32]).read_bytes()
+    code, _, err = run_colorize_cli(capsys, tmp_path / "in", "--run", colour_run, "-o", tmp_path / out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "inside the input folder" in err
+    assert (tmp_path / "in" / "photo.png").read_bytes() == original
+    assert sorted(p.name for p in (tmp_path / "in").rglob("*")) == ["photo.png"]
+
+
+def test_a_file_whose_output_would_be_itself_is_skipped_untouched(colour_run, tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png", photos.coffee()[:24, :32])
+    original = image.read_bytes()
+    other = write_image(tmp_path / "elsewhere" / "other.gif", photos.coffee()[:20, :20])
+    code, _, err = run_colorize_cli(capsys, image, other, "--run", colour_run, "-o", tmp_path)
+    assert code == 1 and "would overwrite an input" in err and "photo.png" in err
+    assert image.read_bytes() == original
+    assert (tmp_path / "other.png").exists()  # the other input still went through
 
 
 def test_a_failed_write_leaves_no_partial_file(colour_run, tmp_path, capsys, monkeypatch):
