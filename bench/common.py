@@ -16,9 +16,13 @@ fewer MiB). A baseline row has ratio 1.
 from __future__ import annotations
 
 import gc
+import json
 import math
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +119,19 @@ def reset_peak_rss() -> None:
 def peak_rss_mib() -> float:
     """The highest RSS since the last ``reset_peak_rss`` (or process start), in MiB."""
     return _status_kib("VmHWM") / 1024
+
+
+def json_from_child(module: str, *args) -> dict:
+    """Run ``python -m <module> ARGS...`` in a fresh process (from the repository
+    root, so ``bench`` and ``colorkit`` import) and return the JSON its last
+    line prints: a peak memory measured there belongs to that work alone."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=root, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -m {module} {' '.join(map(str, args))} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- Result rows ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ ITEMS = {
     "precision": ("bench.precision", "4b. float32 vs mixed_bfloat16 per model: images/s and the loss curve"),
     "inference": ("bench.inference", "5. a 1024x768 JPEG end to end per model; a folder of 100 images"),
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
+    "video": ("bench.video", "7. clips: frames/s for none/ema/flow at 256 px and 720p; memory, 100 vs 1,000 frames"),
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
@@ -90,6 +91,13 @@ class Scale:
     scaling_file: tuple = (80, 60)  # small JPEGs
     scaling_size: int = 64
     scaling_batch: int = 8  # divides both counts: no smaller last batch (and no extra compilation) in either
+    # 7. video
+    video_sizes: tuple = ((256, 256), (720, 1280))  # frame height x width
+    video_frames: int = 24
+    video_working_size: int = 256
+    video_width: float = 0.25  # a light network, so the figures show the work around it
+    video_memory_counts: tuple = (100, 1_000)
+    video_memory_size: int = 64
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
     # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
@@ -102,7 +110,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(),
+    one_core_items=(), video_frames=8,
 )
 
 
@@ -308,7 +316,8 @@ def tiny(**changes) -> Scale:
         precision_size=16, precision_steps=2, inference_image=(48, 40), inference_size=32,
         inference_width=0.25, inference_models=("strided_cnn",), folder_images=3, folder_image=(40, 32),
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
-        allocator_items=("lab",), one_core_items=("lab",),
+        allocator_items=("lab",), one_core_items=("lab",), video_sizes=((32, 32), (24, 40)), video_frames=3,
+        video_working_size=32, video_memory_counts=(4, 8), video_memory_size=32,
     )
     return dataclasses.replace(small, **changes)
 

@@ -13,30 +13,17 @@ and the time per file (ratio near 1: linear) of the 10,000-file epoch.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Comparison, jpeg_folder
+from bench.common import Comparison, jpeg_folder, json_from_child
 
 ITEM = "6 scaling"
 #: 10x the files may cost at most this much more peak memory / time per file and still count as flat / linear.
 FLAT = 0.9
 LINEAR = 0.8
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def epoch_in_child(folder, size: int, batch: int) -> dict:
-    """Run ``measure_epoch`` in a new Python process and return what it printed."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, "-m", "bench.scaling", str(folder), str(size), str(batch)],
-                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the epoch over {folder} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure_epoch(folder, size: int, batch: int) -> dict:
@@ -69,7 +56,7 @@ def run(scale) -> list[dict]:
         for count in (small, large):
             folder = Path(tmp) / f"files_{count}"
             jpeg_folder(folder, count, width, height, seed=7)
-            found[count] = epoch_in_child(folder, scale.scaling_size, scale.scaling_batch)
+            found[count] = json_from_child("bench.scaling", folder, scale.scaling_size, scale.scaling_batch)
     for count, result in found.items():
         if result["files"] != count:
             raise RuntimeError(f"an epoch over {count} files yielded {result['files']} images")

@@ -1,4 +1,4 @@
-"""Colorizing files and folders, and exporting a model: the work around ``colorize.py``.
+"""Colorizing files, folders and clips, and exporting a model: the work around ``colorize.py``.
 
 The ``colorize`` command plans one job per input image (a folder's tree is
 mirrored under the output folder), sends the images through the network a
@@ -36,11 +36,6 @@ EXPORT_FORMATS = ("keras", "saved_model")
 # --- Encoding ------------------------------------------------------------------------------------------
 
 
-def to_8bit(values: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounded (not truncated: truncation darkens by half a step)."""
-    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Two images of the same height, left | right."""
     return np.concatenate([left, right], axis=1)
@@ -51,7 +46,7 @@ def encode_image(rgb: np.ndarray, alpha=None, image_format: str = "PNG") -> byte
     A JPEG cannot hold alpha: the image is then composited over white."""
     if alpha is not None and image_format == "JPEG":
         rgb, alpha = rgb * alpha + (1.0 - alpha), None
-    pixels = to_8bit(rgb if alpha is None else np.concatenate([rgb, alpha], axis=-1))
+    pixels = color.to_8bit(rgb if alpha is None else np.concatenate([rgb, alpha], axis=-1))
     buffer = io.BytesIO()
     options = {"quality": JPEG_QUALITY, "subsampling": 0} if image_format == "JPEG" else {}
     Image.fromarray(pixels).save(buffer, format=image_format, **options)
@@ -200,6 +195,44 @@ def colorize_jobs(colorizer: keras.Model, jobs: list[Job], size=None, hints=None
                     fail(loaded.job.source, ColorkitError(f"cannot write {loaded.job.target}: {error.strerror or error}"))
         if bar:
             bar.update(min(start + batch_size, len(jobs)))
+    return failures
+
+
+# --- Clips ----------------------------------------------------------------------------------------------
+
+
+def split_clips(inputs) -> tuple[list[str], list[str]]:
+    """The inputs that are clip files, and the others (images, folders, missing paths)."""
+    from colorkit.video import is_video
+
+    clips = [given for given in inputs if Path(given).is_file() and is_video(given)]
+    return clips, [given for given in inputs if given not in clips]
+
+
+def colorize_clips(colorizer: keras.Model, clips, out_dir, temporal: str = "flow", size=None,
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True, on_error=None) -> list[str]:
+    """Colorize each clip into OUT_DIR under its own name (``colorkit.video``); a clip
+    that fails, or whose output would replace an input, is reported through
+    ``on_error(line)`` and the others go on. Returns the failure lines."""
+    from colorkit.video import colorize_clip
+
+    failures, written = [], set()
+    sources = {Path(clip).resolve() for clip in clips}
+    for clip in clips:
+        target = Path(out_dir) / Path(clip).name
+        try:
+            if target.resolve() in sources:
+                raise ColorkitError(f"{clip}: its output {target} would overwrite an input; choose another -o")
+            if target in written:
+                raise ColorkitError(f"{clip} would overwrite {target}, the output of another clip of that name")
+            colorize_clip(colorizer, clip, target, temporal=temporal, size=size, batch_size=batch_size,
+                          progress=progress)
+            written.add(target)
+        except (ColorkitError, OSError) as error:
+            message = str(error) if isinstance(error, ColorkitError) else f"cannot write {target}: {error}"
+            failures.append(_one_line(clip, ColorkitError(message)))
+            if on_error:
+                on_error(failures[-1])
     return failures
 
 

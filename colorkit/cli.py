@@ -172,39 +172,69 @@ def run_train(args) -> int:
 
 
 def add_evaluate_command(subparsers):
-    parser = subparsers.add_parser("evaluate", help="score a run against the gray and random baselines")
-    parser.add_argument("--run", required=True, help="a run folder written by `train`")
+    parser = subparsers.add_parser("evaluate", help="score a run against the gray and random baselines, "
+                                                    "or the temporal modes on colour clips (--video)")
+    add_model_source(parser, required=False)
     parser.add_argument("--data", help="evaluate on this folder of images instead of the run's own data")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--out", help="output folder (default RUN/eval/SPLIT)")
+    parser.add_argument("--video", nargs="+", metavar="CLIP",
+                        help="colour clips: made gray, colorized frame by frame, with ema and with flow, and scored")
+    parser.add_argument("--size", type=int, help="--video: working size of a model that takes any size (default 256)")
+    parser.add_argument("--out", help="output folder (default RUN/eval/SPLIT, or RUN/eval/video with --video)")
     parser.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args) -> int:
+    if args.video:
+        return run_evaluate_video(args)
     from colorkit import evaluate
 
+    if not args.run:
+        raise ColorkitError("evaluating on images needs --run RUN_DIR (a --model file has no data split); "
+                            "--video CLIP... takes either")
     out = evaluate.evaluate_run(args.run, split_name=args.split, data_root=args.data, out=args.out)
     print((out / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"tables written to {out}")
     return 0
 
 
-def add_model_source(parser):
-    """``--run RUN_DIR`` or ``--model FILE``: where the trained model comes from (exactly one)."""
-    source = parser.add_mutually_exclusive_group(required=True)
+def run_evaluate_video(args) -> int:
+    """The temporal modes compared on colour clips: a table and a per-frame plot per clip."""
+    from pathlib import Path
+
+    from colorkit import colorize
+    from colorkit.video import evaluate
+
+    if not args.out and not args.run:
+        raise ColorkitError("--video with --model needs --out DIR for the tables and plots")
+    out = Path(args.out) if args.out else Path(args.run) / "eval" / "video"
+    evaluate.evaluate_clips(colorize.load_colorizer(args.run or args.model), args.video, out, size=args.size)
+    print((out / "summary.md").read_text(encoding="utf-8"), end="")
+    print(f"tables and plots written to {out}")
+    return 0
+
+
+def add_model_source(parser, required: bool = True):
+    """``--run RUN_DIR`` or ``--model FILE``: where the trained model comes from (one of them)."""
+    source = parser.add_mutually_exclusive_group(required=required)
     source.add_argument("--run", metavar="RUN_DIR", help="a run folder written by `train` (its best checkpoint)")
     source.add_argument("--model", metavar="FILE", help="a .keras model file")
 
 
 def add_colorize_command(subparsers):
-    """``colorkit colorize``: files and folders of any size and format; bad files are skipped."""
-    parser = subparsers.add_parser("colorize", help="colorize image files and folders (any size and format)")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    """``colorkit colorize``: image files and folders of any size and format, and clips; bad files are skipped."""
+    parser = subparsers.add_parser("colorize", help="colorize image files and folders (any size and format) and clips")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files or folders (searched recursively), or clips (.mp4 .mov .mkv .avi .webm, "
+                             "animated .gif)")
     add_model_source(parser)
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder; folders are mirrored in it")
     parser.add_argument("--hints", metavar="FILE", help="JSON colour hints applied to every input (see colorkit.hints)")
     parser.add_argument("--reference", metavar="FILE", help="an image whose colours are the global hint")
     parser.add_argument("--compare", action="store_true", help="write gray | colorized side by side")
+    parser.add_argument("--temporal", choices=("none", "ema", "flow"), default="flow",
+                        help="clips: frame by frame, a moving average of the colours, or colours carried along "
+                             "the optical flow (default flow)")
     parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
     parser.add_argument("--batch-size", type=int, default=8, help="images through the network at once (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -224,16 +254,22 @@ def run_colorize(args) -> int:
 
     if args.batch_size < 1:
         raise ColorkitError(f"--batch-size must be at least 1, got {args.batch_size}")
+    clips, images = batch.split_clips(args.inputs)
+    if clips and (args.hints or args.reference or args.compare):
+        raise ColorkitError("--hints, --reference and --compare apply to images, not to clips")
     hints = batch.read_hints_file(args.hints) if args.hints else None
     reference = load_rgb(args.reference) if args.reference else None
-    jobs, problems = batch.plan_jobs(args.inputs, args.out)
+    jobs, problems = batch.plan_jobs(images, args.out) if images else ([], [])
     colorizer = colorize.load_colorizer(args.run or args.model)
     for source, problem in problems:
         _report_failure(f"{source} {problem}")
     failures = batch.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
-                                      compare=args.compare, batch_size=args.batch_size, progress=not args.quiet,
-                                      on_error=_report_failure)
-    print(f"colorized {len(jobs) - len(failures)} of {len(jobs) + len(problems)} inputs into {args.out}")
+                                   compare=args.compare, batch_size=args.batch_size, progress=not args.quiet,
+                                   on_error=_report_failure) if jobs else []
+    failures += batch.colorize_clips(colorizer, clips, args.out, temporal=args.temporal, size=args.size,
+                                     batch_size=args.batch_size, progress=not args.quiet, on_error=_report_failure)
+    total = len(jobs) + len(problems) + len(clips)
+    print(f"colorized {len(jobs) + len(clips) - len(failures)} of {total} inputs into {args.out}")
     return 1 if failures or problems else 0
 
 
@@ -307,8 +343,9 @@ def add_bench_command(subparsers):
     """``colorkit bench``: the performance benchmarks of bench/ (``make bench``)."""
     parser = subparsers.add_parser("bench", help="time the kit against the reports' ways; writes reports/benchmarks/")
     parser.add_argument("--quick", action="store_true", help="less data and fewer repeats (under 5 minutes)")
-    parser.add_argument("--only", metavar="ITEMS", help="comma-separated items: lab, pipeline, soft, train, precision, "
-                                                        "inference, scaling (or their numbers 1, 2, 3, 4, 4b, 5, 6)")
+    parser.add_argument("--only", metavar="ITEMS",
+                        help="comma-separated items: lab, pipeline, soft, train, precision, inference, scaling, video "
+                             "(or their numbers 1, 2, 3, 4, 4b, 5, 6, 7)")
     parser.add_argument("--out", metavar="DIR", help="where results.csv and results.md go (default reports/benchmarks)")
     parser.set_defaults(func=run_bench)
 

@@ -270,6 +270,11 @@ def lab_to_rgb_in_gamut(lab) -> np.ndarray:
     return np.clip(lab_to_rgb(shrink_into_gamut(lab), clip=False), 0.0, 1.0)
 
 
+def to_8bit(values: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> uint8, rounded (not truncated: truncation darkens by half a step)."""
+    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 # --- What the network sees ------------------------------------------------------
 
 

@@ -16,7 +16,8 @@ Conventions
 ``evaluate_images`` computes the per-image table the ``evaluate`` command writes,
 ``summarize`` turns it into a mean and a 95% confidence interval per method, and
 ``gray_baseline`` / ``random_baseline`` are the two reference methods of Zhang
-et al.'s Table 1.
+et al.'s Table 1. The last section scores how steady a clip's colours are:
+``cdc`` (colour distribution consistency) and ``warp_error``.
 """
 
 from __future__ import annotations
@@ -480,3 +481,124 @@ def summarize(rows, by: str | None = None, columns=METRIC_COLUMNS) -> list[dict]
             row[column], row[f"{column}_ci95"] = mean_and_ci95(group[column].to_numpy(np.float64))
         summary.append(row)
     return summary
+
+
+# --- Video: how steady the colours are --------------------------------------------------
+
+#: the frame distances CDC compares a frame with (t + 1, t + 2, t + 4)
+CDC_GAPS = (1, 2, 4)
+
+
+def _frame_values(frames, name: str = "frames") -> np.ndarray:
+    """RGB frames ``[T, H, W, 3]`` (uint8, or float in [0, 1]) -> their 8-bit values as integers."""
+    array = np.asarray(frames)
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise ColorkitError(f"{name} must be RGB frames of shape [T, H, W, 3]; got shape {array.shape}")
+    return array.astype(np.int64) if array.dtype == np.uint8 else to_8bit_values(array).astype(np.int64)
+
+
+def color_histograms(frames) -> np.ndarray:
+    """Per frame and RGB channel, the share of pixels at each 8-bit value: ``[T, 3, 256]``."""
+    values = _frame_values(frames)
+    flat = values.reshape(len(values), -1, 3)
+    counts = np.stack([[np.bincount(frame[:, c], minlength=256) for c in range(3)] for frame in flat])
+    return counts / flat.shape[1]
+
+
+def js_divergence(p, q) -> np.ndarray:
+    """Jensen-Shannon divergence between distributions along the last axis, with
+    natural logarithms: ``(KL(p || m) + KL(q || m)) / 2`` with ``m = (p + q) / 2``.
+    0 for equal distributions, ln 2 (0.693) for ones with no value in common."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    middle = (p + q) / 2.0
+
+    def kl_to_middle(r):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(np.where(r > 0, r * np.log(r / middle), 0.0), axis=-1)
+
+    return (kl_to_middle(p) + kl_to_middle(q)) / 2.0
+
+
+def cdc_from_histograms(histograms, gaps=CDC_GAPS) -> float:
+    """``cdc`` from the frames' ``color_histograms`` (``[T, 3, 256]``), so that a
+    long clip can be scored from its histograms alone."""
+    histograms = np.asarray(histograms, np.float64)
+    usable = [gap for gap in gaps if gap < len(histograms)]
+    if histograms.ndim != 3 or not usable:
+        raise ColorkitError(f"CDC needs per-frame channel histograms [T, C, bins] with T > {min(gaps)}; "
+                            f"got shape {histograms.shape}")
+    per_gap = [js_divergence(histograms[:-gap], histograms[gap:]).mean(axis=0) for gap in usable]  # [C] each
+    return float(np.mean(per_gap))
+
+
+def cdc(frames, gaps=CDC_GAPS) -> float:
+    """Colour distribution consistency of a clip (lower is steadier; 0 for a
+    clip whose colour histograms never change).
+
+    For each RGB channel c, ``H_c(t)`` is frame t's histogram of 8-bit values
+    (256 bins, as shares of the pixels). For each gap d in ``gaps`` the
+    Jensen-Shannon divergence (``js_divergence``, natural log) between
+    ``H_c(t)`` and ``H_c(t + d)`` is averaged over all t; CDC is the mean over
+    the gaps and the three channels:
+    ``CDC = 1/3 sum_c 1/|gaps| sum_d 1/(T - d) sum_t JS(H_c(t), H_c(t + d))``.
+
+    This is the measure of Liu et al., "Temporally Consistent Video
+    Colorization with Deep Feature Propagation and Self-regularization
+    Learning" (TCVC, arXiv:2110.04562), with their gaps 1, 2 and 4, which the
+    NTIRE 2023 Video Colorization Challenge (Kang et al., CVPR Workshops 2023)
+    ranked its second track by. It sees flicker of the colour *distribution*
+    only: moving content with steady colours scores low, and so does a gray
+    clip. A gap as long as the clip or longer is left out.
+
+    ``frames``: RGB ``[T, H, W, 3]``, uint8 or float in [0, 1] (scored as
+    saved: clipped and rounded to 8 bits)."""
+    return cdc_from_histograms(color_histograms(frames), gaps)
+
+
+def warp_errors(frames, flows, valid) -> np.ndarray:
+    """Lai et al.'s warping error of each pair of consecutive frames: ``[T - 1]``.
+
+    For frames t - 1 and t (RGB in [0, 1]; uint8 is divided by 255), frame
+    t - 1 is warped onto frame t by ``flows[t - 1]`` (``[H, W, 2]``, the
+    backward flow of ``colorkit.video.flow``), and the error is
+    ``sum_i M_i ||V_t(i) - warped(i)||^2 / sum_i M_i``: the squared RGB
+    distance (summed over the channels), averaged over the pixels ``i`` where
+    ``valid[t - 1]`` (``M``) says the flow holds. NaN for a pair with no valid pixel."""
+    from colorkit.video.flow import warp
+
+    frames = np.asarray(frames)
+    frames = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else np.asarray(frames, np.float32)
+    flows, valid = np.asarray(flows, np.float32), np.asarray(valid, bool)
+    if frames.ndim != 4 or flows.shape != (len(frames) - 1, *frames.shape[1:3], 2) or valid.shape != flows.shape[:-1]:
+        raise ColorkitError(f"warp_errors needs frames [T, H, W, C], flows [T - 1, H, W, 2] and valid [T - 1, H, W]; "
+                            f"got {frames.shape}, {flows.shape} and {valid.shape}")
+    errors = np.full(len(flows), np.nan)
+    for t in range(1, len(frames)):
+        mask = valid[t - 1]
+        if mask.any():
+            squared = np.sum((frames[t] - warp(frames[t - 1], flows[t - 1])) ** 2, axis=-1)
+            errors[t - 1] = float(squared[mask].mean())
+    return errors
+
+
+def warp_error(frames, reference=None, flows=None, valid=None) -> float:
+    """The warping error of Lai et al., "Learning Blind Video Temporal
+    Consistency" (ECCV 2018): ``warp_errors`` averaged over the pairs of
+    consecutive frames (pairs with no valid pixel left out). Lower is steadier.
+
+    The motion comes from the *input* clip, as in the paper: give ``flows``
+    and ``valid`` (e.g. a synthetic clip's true motion), or ``reference``, the
+    input frames (RGB, or L in [0, 100] as ``[T, H, W]``; default ``frames``),
+    from which OpenCV's DIS flow and the forward-backward occlusion check of
+    ``colorkit.video.flow`` find them. Report it next to PSNR and
+    colourfulness, never alone: a gray clip has hardly any warping error."""
+    if flows is None:
+        from colorkit.video.flow import trusted_flow
+
+        reference = np.asarray(frames if reference is None else reference)
+        pairs = [trusted_flow(reference[t], reference[t - 1]) for t in range(1, len(reference))]
+        flows, valid = np.stack([flow for flow, _ in pairs]), np.stack([mask for _, mask in pairs])
+    elif valid is None:
+        valid = np.ones(np.shape(flows)[:-1], bool)
+    errors = warp_errors(frames, flows, valid)
+    return float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan

@@ -54,7 +54,7 @@ def test_output_keeps_the_size_and_l_of_the_input_and_lies_in_the_gamut(colour_m
     out = colorize.colorize(colour_model, image)
     assert out.shape == image.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
-    saved = batch.to_8bit(out)  # what a file holds
+    saved = color.to_8bit(out)  # what a file holds
     assert np.abs(lightness(saved) - lightness(image)).max() < L_ROUNDING
     unclipped = color.lab_to_rgb(color.rgb_to_lab(out), clip=False)
     assert np.abs(unclipped - out).max() < 1e-3  # Lab -> RGB needed no clipping
@@ -369,7 +369,9 @@ def test_colorize_cli_on_a_run_folder_written_by_train(tmp_path, capsys):
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
-    code, _, err = run_colorize_cli(capsys, tmp_path, *[a.format(tmp=tmp_path) for a in args], "-o", tmp_path / "out")
+    (tmp_path / "in").mkdir()
+    code, _, err = run_colorize_cli(capsys, tmp_path / "in", *[a.format(tmp=tmp_path) for a in args], "-o",
+                                    tmp_path / "out")
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 

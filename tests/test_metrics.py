@@ -376,3 +376,75 @@ def test_summarize_mean_and_t_interval_per_method():
     assert everything["n"] == 4 and everything["psnr_db"] == pytest.approx(2.5)
     with pytest.raises(ColorkitError, match="summarize by"):
         metrics.summarize(rows, by="model")
+
+
+# --- Video: CDC and warping error ---------------------------------------------------------
+
+
+def uniform_frames(*values, size=4):
+    """One frame per value: every pixel and channel at that 8-bit value (uint8 [T, size, size, 3])."""
+    return np.stack([np.full((size, size, 3), value, np.uint8) for value in values])
+
+
+def test_js_divergence_by_hand():
+    assert metrics.js_divergence([0.2, 0.8], [0.2, 0.8]) == pytest.approx(0.0)
+    assert metrics.js_divergence([1.0, 0.0], [0.0, 1.0]) == pytest.approx(math.log(2))  # nothing in common
+    # p = (1/2, 1/2), q = (1, 0): m = (3/4, 1/4), KL(p||m) = ln(4/3) / 2, KL(q||m) = ln(4/3)
+    assert metrics.js_divergence([0.5, 0.5], [1.0, 0.0]) == pytest.approx(0.75 * math.log(4 / 3))
+
+
+def test_cdc_of_steady_and_switching_clips():
+    assert metrics.cdc(uniform_frames(90, 90, 90, 90, 90)) == 0.0
+    assert metrics.cdc(uniform_frames(0, 255)) == pytest.approx(math.log(2))  # only the gap of 1 fits in two frames
+    # black, black, white, white, white: gap 1 switches once in 4 pairs, gap 2 twice in 3, gap 4 once in 1
+    expected = math.log(2) * (1 / 4 + 2 / 3 + 1 / 1) / 3
+    assert metrics.cdc(uniform_frames(0, 0, 255, 255, 255)) == pytest.approx(expected)
+    # gaps longer than the clip are left out: three frames use gaps 1 and 2
+    assert metrics.cdc(uniform_frames(0, 255, 255)) == pytest.approx(math.log(2) * (1 / 2 + 1) / 2)
+
+
+def test_cdc_averages_the_three_channels_and_reads_floats_as_saved():
+    frames = uniform_frames(40, 40)
+    frames[1, ..., 0] = 200  # only red changes
+    assert metrics.cdc(frames) == pytest.approx(math.log(2) / 3)
+    half = np.zeros((2, 4, 4, 3), np.uint8)
+    half[1, :2] = 255  # half the pixels turn white: JS((1, 0), (1/2, 1/2)) in each channel
+    assert metrics.cdc(half) == pytest.approx(0.75 * math.log(4 / 3))
+    assert metrics.cdc(frames / 255.0) == pytest.approx(metrics.cdc(frames))
+    histograms = metrics.color_histograms(frames)
+    assert histograms.shape == (2, 3, 256) and np.allclose(histograms.sum(axis=-1), 1.0)
+    with pytest.raises(ColorkitError, match="CDC needs"):
+        metrics.cdc(frames[:1])
+
+
+def test_warp_errors_by_hand(rng):
+    still = np.zeros((1, 6, 8, 2), np.float32)
+    first = rng.random((6, 8, 3)).astype(np.float32)
+    brighter = np.stack([first, first + 0.1])
+    everywhere = np.ones((1, 6, 8), bool)
+    # no motion, every channel 0.1 higher: 3 channels x 0.1**2
+    assert metrics.warp_errors(brighter, still, everywhere) == pytest.approx([0.03])
+    # the picture moves 2 pixels right; the flow of frame 1 points 2 pixels back into frame 0
+    moved = np.stack([first, np.roll(first, 2, axis=1)])
+    flow = np.zeros((1, 6, 8, 2), np.float32)
+    flow[..., 0] = -2.0
+    inside = np.ones((1, 6, 8), bool)
+    inside[:, :, :2] = False  # those came from outside frame 0
+    assert metrics.warp_errors(moved, flow, inside) == pytest.approx([0.0], abs=1e-6)
+    # one pixel of frame 1 changes colour by 0.5 in red: counted when valid, not when masked out
+    moved[1, 3, 4, 0] += 0.5
+    assert metrics.warp_errors(moved, flow, inside) == pytest.approx([0.25 / inside.sum()])
+    inside[0, 3, 4] = False
+    assert metrics.warp_errors(moved, flow, inside) == pytest.approx([0.0], abs=1e-6)
+    assert np.isnan(metrics.warp_errors(moved, flow, np.zeros_like(inside))[0])
+
+
+def test_warp_error_finds_the_motion_in_the_reference_clip(rng):
+    texture = np.kron(0.7 * rng.random((8, 10, 3)), np.ones((6, 6, 1))).astype(np.float32)  # 48 x 60 blocks
+    clip = np.stack([np.roll(texture, 2 * t, axis=1) for t in range(4)])  # 2 pixels right per frame
+    assert metrics.warp_error(clip) < 1e-3  # the flow explains every frame from the last
+    tinted = clip.copy()
+    tinted[1::2, ..., 2] += 0.2  # blue flickers on odd frames: every pair differs by 0.2 in blue
+    flickering = metrics.warp_error(tinted, reference=clip)
+    assert flickering == pytest.approx(0.2**2, rel=0.1)
+    assert metrics.warp_error(tinted, reference=color.rgb_to_lab(clip)[..., 0]) == pytest.approx(flickering, rel=0.1)
