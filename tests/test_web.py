@@ -394,9 +394,12 @@ def test_hints_for_a_model_without_hint_inputs_are_refused_before_any_work():
         assert reply.status_code == 422 and "nested" in reply.json()["detail"]
 
 
-def test_hints_nested_thousands_deep_are_422(client):
+def test_hints_nested_thousands_deep_or_not_utf8_are_422(client):
     reply = post(client, encoded(PHOTO), hints="[" * 90_000 + "]" * 90_000)
     assert reply.status_code == 422 and "nested" in reply.json()["detail"]
+    files = {"file": ("photo.png", encoded(PHOTO), "image/png"), "hints": ("hints.json", b'[] \xff', "application/json")}
+    reply = client.post("/api/colorize", files=files)
+    assert reply.status_code == 422 and "not UTF-8" in reply.json()["detail"]
 
 
 # --- A real server on a socket: `python -m colorkit serve` -----------------------------------------------------

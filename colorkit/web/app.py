@@ -254,7 +254,8 @@ def bind(host: str, port: int) -> socket.socket:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ColorkitError(f"--port must be a whole number from 0 to 65535 (0: any free port), got {port!r}")
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = min(found, key=lambda info: info[0] != socket.AF_INET)  # IPv4 first when a name has both
         return socket.create_server(address, family=family)
     except OSError as error:
         raise ColorkitError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None

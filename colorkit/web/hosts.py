@@ -92,7 +92,7 @@ class AllowedHosts:
             raise ColorkitError(f"--allow-host takes a host name or an IP address, got {bad!r}")
         address = _address(bound)
         if bound in _WILDCARDS:
-            names |= {"localhost", *LOOPBACK_NAMES, *map(normalise, (socket.gethostname(), socket.getfqdn()))}
+            names |= {*LOOPBACK_NAMES, normalise(socket.gethostname())}
             return cls(frozenset(names - {None}), any_address=True)
         if bound.lower() == "localhost" or (address is not None and address.is_loopback):
             names |= set(LOOPBACK_NAMES)
