@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from colorkit.errors import ColorkitError
@@ -278,26 +279,34 @@ def add_serve_command(subparsers):
     parser = subparsers.add_parser("serve", help="the HTTP API and web page (binds 127.0.0.1 by default)")
     add_model_source(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="answer requests for this host name too (repeatable; '*': any); by default only "
+                             "the bound address's own names are answered (a defence against DNS rebinding)")
     parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
-    limits = parser.add_argument_group("limits (defaults: 20 MB, 25 megapixels, 2 workers, 8 waiting)")
+    limits = parser.add_argument_group("limits (defaults: 20 MB, 25 megapixels, 2 workers, 8 waiting, 60 s, 10 s)")
     limits.add_argument("--max-upload-mb", type=float, help="largest upload; above it the answer is 413")
     limits.add_argument("--max-pixels", type=int, help="largest image (width x height); above it 413")
     limits.add_argument("--workers", type=int, help="requests colorized at once")
     limits.add_argument("--queue", type=int, help="requests waiting for a worker; beyond them the answer is 503")
+    limits.add_argument("--body-timeout", type=float, metavar="SECONDS", help="an upload must arrive within this; else 408")
+    limits.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="an upload may pause this long; else 408")
     parser.set_defaults(func=run_serve)
 
 
 def run_serve(args) -> int:
+    """Every option is checked before the socket is bound and the model loaded (see ``web.serve``)."""
     from colorkit.web import Limits, serve
 
-    given = {"max_pixels": args.max_pixels, "workers": args.workers, "queue": args.queue}
+    given = {"max_pixels": args.max_pixels, "workers": args.workers, "queue": args.queue,
+             "body_timeout": args.body_timeout, "idle_timeout": args.idle_timeout}
     if args.max_upload_mb is not None:
-        if not args.max_upload_mb > 0:
+        if not 0 < args.max_upload_mb < math.inf:
             raise ColorkitError(f"--max-upload-mb must be a positive number, got {args.max_upload_mb}")
-        given["max_upload_bytes"] = int(args.max_upload_mb * 1024 * 1024)
+        given["max_upload_bytes"] = max(1, int(args.max_upload_mb * 1024 * 1024))
     limits = Limits(**{name: value for name, value in given.items() if value is not None})
-    serve(args.run or args.model, host=args.host, port=args.port, limits=limits, size=args.size)
+    serve(args.run or args.model, host=args.host, port=args.port, limits=limits, size=args.size,
+          allow_hosts=args.allow_host)
     return 0
 
 

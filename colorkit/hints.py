@@ -21,6 +21,7 @@ colorized, from its top-left corner; ``rgb`` is a colour in 0-255 values
 and b directly (Lab units, -128..127); ``size`` is the side of the square
 patch the colour covers, in the image's pixels (default 1, at most
 ``MAX_HINT_SIZE``). A later hint overrides an earlier one where they overlap.
+At most ``MAX_HINTS`` hints are taken; the text must be UTF-8.
 
 Training simulates users, as the paper does: per image a geometric number of
 points (p = 1/8, so one image in eight gets none and the mean is 7), each a
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from typing import NamedTuple
 
 import numpy as np
@@ -46,7 +48,7 @@ from colorkit.errors import ColorkitError
 HINT_AB, HINT_MASK, HINT_HIST = "hint_ab", "hint_mask", "hint_hist"
 #: Largest patch side a hint may cover, in the image's pixels.
 MAX_HINT_SIZE = 64
-#: Most hints one request may carry (the API's bound on work per request).
+#: Most hints one list may carry (the CLI's and the API's bound on work per image).
 MAX_HINTS = 1000
 #: Simulated users: the number of points is geometric with this success probability.
 GEOMETRIC_P = 1.0 / 8.0
@@ -72,40 +74,45 @@ class Hint(NamedTuple):
 
 # --- Reading hints ------------------------------------------------------------------------
 
+#: How values are quoted in error messages: short, however long or deeply nested they are.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxstring, _QUOTE.maxother = 2, 4, 4, 40, 40
+_EXAMPLE = '{"x": 10, "y": 20, "rgb": [255, 0, 0]}'
+
 
 def _number(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ColorkitError(f"{what} must be a finite number, got {value!r}")
+        raise ColorkitError(f"{what} must be a finite number, got {_QUOTE.repr(value)}")
     return float(value)
 
 
 def _numbers(value, count: int, low: float, high: float, what: str) -> tuple[float, ...]:
     if not isinstance(value, (list, tuple)) or len(value) != count:
-        raise ColorkitError(f"{what} must be a list of {count} numbers, got {value!r}")
+        raise ColorkitError(f"{what} must be a list of {count} numbers, got {_QUOTE.repr(value)}")
     numbers = tuple(_number(v, what) for v in value)
     if not all(low <= v <= high for v in numbers):
         raise ColorkitError(f"{what} must hold numbers between {low:g} and {high:g}, got {list(value)}")
     return numbers
 
 
-def _hint_ab(entry: dict, where: str) -> tuple[float, float]:
-    """The hint's (a, b): given directly, or the chroma of an 8-bit RGB colour."""
+def _hint_colour(entry: dict, where: str) -> tuple[str, tuple[float, ...]]:
+    """``("ab", (a, b))`` or ``("rgb", (r, g, b))`` (0-255), as the hint gives its colour."""
     if ("ab" in entry) == ("rgb" in entry):
         raise ColorkitError(f"{where} needs exactly one colour: \"rgb\": [r, g, b] (0-255) or \"ab\": [a, b]")
     if "ab" in entry:
-        return _numbers(entry["ab"], 2, -AB_LIMIT, AB_LIMIT, f"{where}: ab")
-    rgb = np.array(_numbers(entry["rgb"], 3, 0.0, 255.0, f"{where}: rgb"), np.float32) / 255.0
-    a, b = color.rgb_to_lab(rgb)[1:]
-    return float(a), float(b)
+        return "ab", _numbers(entry["ab"], 2, -AB_LIMIT, AB_LIMIT, f"{where}: ab")
+    return "rgb", _numbers(entry["rgb"], 3, 0.0, 255.0, f"{where}: rgb")
 
 
-def _one_hint(entry, index: int, height: int, width: int) -> Hint:
+def _one_hint(entry, index: int, height: int, width: int) -> tuple[Hint, tuple[float, ...] | None]:
+    """The checked hint, and its RGB colour when it gave one (its ``ab`` is then
+    still to be computed: ``_with_rgb_chroma`` converts every such colour at once)."""
     where = f"hint {index}"
     if not isinstance(entry, dict):
-        raise ColorkitError(f"{where} must be an object like {{\"x\": 10, \"y\": 20, \"rgb\": [255, 0, 0]}}, got {entry!r}")
+        raise ColorkitError(f"{where} must be an object like {_EXAMPLE}, got {_QUOTE.repr(entry)}")
     unknown = sorted(set(entry) - _HINT_KEYS)
     if unknown:
-        raise ColorkitError(f"{where} has unknown keys {unknown}; a hint takes {sorted(_HINT_KEYS)}")
+        raise ColorkitError(f"{where} has unknown keys {_QUOTE.repr(unknown)}; a hint takes {sorted(_HINT_KEYS)}")
     if "x" not in entry or "y" not in entry:
         raise ColorkitError(f"{where} needs its position: \"x\" (column) and \"y\" (row) in pixels")
     x, y = _number(entry["x"], f"{where}: x"), _number(entry["y"], f"{where}: y")
@@ -113,42 +120,73 @@ def _one_hint(entry, index: int, height: int, width: int) -> Hint:
         raise ColorkitError(f"{where} at x={x:g}, y={y:g} lies outside the {width}x{height} image")
     size = entry.get("size", 1)
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_HINT_SIZE:
-        raise ColorkitError(f"{where}: size must be a whole number of pixels from 1 to {MAX_HINT_SIZE}, got {size!r}")
-    return Hint(x, y, _hint_ab(entry, where), size)
+        raise ColorkitError(f"{where}: size must be a whole number of pixels from 1 to {MAX_HINT_SIZE}, got {_QUOTE.repr(size)}")
+    kind, values = _hint_colour(entry, where)
+    return (Hint(x, y, values, size), None) if kind == "ab" else (Hint(x, y, (0.0, 0.0), size), values)
+
+
+def _with_rgb_chroma(checked) -> list[Hint]:
+    """The hints with the (a, b) of every RGB colour, converted in one call (one
+    TensorFlow call per hint would cost milliseconds each)."""
+    rgb = [values for _, values in checked if values is not None]
+    if not rgb:
+        return [hint for hint, _ in checked]
+    chroma = iter(np.asarray(color.rgb_to_lab(np.array(rgb, np.float32) / 255.0))[:, 1:].tolist())
+    return [hint if values is None else hint._replace(ab=tuple(next(chroma))) for hint, values in checked]
+
+
+def read_hint_list(hints) -> list:
+    """The list of hint objects in ``hints`` (None, a list, or JSON text or UTF-8
+    bytes), its length checked but not its hints: cheap, so that a caller can
+    refuse hints (a model that takes none) before any costly check or decoding.
+    Raises ``ColorkitError`` for text that is not UTF-8, not JSON, nested beyond
+    any hint list, not a list, or longer than ``MAX_HINTS``."""
+    if hints is None:
+        return []
+    if isinstance(hints, (bytes, bytearray)):
+        try:
+            hints = bytes(hints).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ColorkitError(f"the hints are not UTF-8 text (byte {error.start} is {hints[error.start]:#04x}); save them as UTF-8 JSON") from None
+    if isinstance(hints, str):
+        try:
+            hints = json.loads(hints)
+        except json.JSONDecodeError as error:
+            raise ColorkitError(f"the hints are not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+        except RecursionError:
+            raise ColorkitError(f"the hints are JSON nested far too deep; expected a list of objects like {_EXAMPLE}") from None
+    if isinstance(hints, dict) and set(hints) == {"hints"}:
+        hints = hints["hints"]
+    if not isinstance(hints, list):
+        raise ColorkitError(f"hints must be a JSON list of objects like {_EXAMPLE}, got {type(hints).__name__}")
+    if len(hints) > MAX_HINTS:
+        raise ColorkitError(f"at most {MAX_HINTS} hints are accepted, got {len(hints)}")
+    return hints
 
 
 def parse_hints(hints, height: int, width: int) -> list[Hint]:
     """Validate hints for an image of ``height`` x ``width`` pixels.
 
     ``hints``: None, a list of hint objects (see the module docstring), or the
-    same as JSON text or bytes. Anything malformed (bad JSON, a point outside
-    the image, a colour out of range, an unknown key) raises ``ColorkitError``
-    with one sentence naming the hint and what is wrong."""
-    if hints is None:
-        return []
-    if isinstance(hints, (bytes, bytearray)):
-        hints = hints.decode("utf-8", errors="replace")
-    if isinstance(hints, str):
-        try:
-            hints = json.loads(hints)
-        except json.JSONDecodeError as error:
-            raise ColorkitError(f"the hints are not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
-    if isinstance(hints, dict) and set(hints) == {"hints"}:
-        hints = hints["hints"]
-    if not isinstance(hints, list):
-        raise ColorkitError(f"hints must be a JSON list of objects like {{\"x\": 10, \"y\": 20, \"rgb\": [255, 0, 0]}}, got {type(hints).__name__}")
-    if len(hints) > MAX_HINTS:
-        raise ColorkitError(f"at most {MAX_HINTS} hints are accepted, got {len(hints)}")
-    return [_one_hint(entry, index, height, width) for index, entry in enumerate(hints)]
+    same as JSON text or UTF-8 bytes. Anything malformed (text that is not
+    UTF-8 or not JSON, a point outside the image, a colour out of range, an
+    unknown key) raises ``ColorkitError`` with one sentence naming the hint
+    and what is wrong."""
+    entries = read_hint_list(hints)
+    return _with_rgb_chroma([_one_hint(entry, index, height, width) for index, entry in enumerate(entries)])
 
 
 def load_hints_file(path, height: int, width: int) -> list[Hint]:
     """``parse_hints`` on the JSON file at ``path``."""
     try:
-        text = open(path, encoding="utf-8").read()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as error:
         raise ColorkitError(f"cannot read the hints file {path}: {error.strerror}") from None
-    return parse_hints(text, height, width)
+    try:
+        return parse_hints(data, height, width)
+    except ColorkitError as error:
+        raise ColorkitError(f"{path}: {error}") from None
 
 
 # --- Hints as network inputs ---------------------------------------------------------------------

@@ -125,6 +125,32 @@ def result_pixels(driver) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
+def broken_images_shown(driver) -> list[str]:
+    """Ids of the images the page lays out (not hidden) that have no picture: a browser draws
+    those as a broken-image icon with their alt text."""
+    return driver.execute_script("""
+        return [...document.images]
+            .filter((image) => image.getClientRects().length > 0 && (!image.complete || image.naturalWidth === 0))
+            .map((image) => image.id);""")
+
+
+def panel_boxes(driver) -> list[dict]:
+    """Each image panel's frame and caption, as laid out."""
+    return driver.execute_script("""
+        return [...document.querySelectorAll(".pair figure")].map((figure) => ({
+            frame: figure.querySelector(".frame").getBoundingClientRect().toJSON(),
+            caption: figure.querySelector("figcaption").getBoundingClientRect().toJSON()}));""")
+
+
+def test_before_an_upload_the_panels_are_empty_not_broken_images(browser, server):
+    browser.set_window_size(1200, 800)
+    browser.get(server + "/")
+    assert broken_images_shown(browser) == []
+    for panel in panel_boxes(browser):
+        assert panel["frame"]["height"] >= 100 and panel["frame"]["width"] >= 300  # an empty panel, still a panel
+        assert panel["caption"]["top"] >= panel["frame"]["bottom"]  # the caption sits below it
+
+
 def test_upload_shows_a_colour_result_and_a_click_adds_a_hint(browser, server, tmp_path):
     upload = tmp_path / "street.png"
     gray_photo = np.asarray(Image.fromarray(photos.astronaut()[100:280, 150:390]).convert("L"))
@@ -143,6 +169,7 @@ def test_upload_shows_a_colour_result_and_a_click_adds_a_hint(browser, server, t
     assert pixels.shape == (180, 240, 3)
     assert metrics.colorfulness(pixels / 255.0) > 30 > metrics.colorfulness(np.repeat(gray_photo[..., None], 3, -1) / 255.0)
     assert browser.find_element("id", "download").get_attribute("href") == first
+    assert broken_images_shown(browser) == []
 
     gray = browser.find_element("id", "gray-image")
     browser.execute_script("document.getElementById('hint-colour').value = '#0050ff'")

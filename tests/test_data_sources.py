@@ -1,6 +1,7 @@
 """Dataset loaders: each on a generated folder in the real layout, and on a
 wrong layout (the one-line error naming the expected layout and the source)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorkit.data import sources
+from colorkit import cli
+from colorkit.data import decode, pipeline, sources
 from colorkit.errors import ColorkitError
 
 _TINY = Image.fromarray(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3))
@@ -135,6 +137,25 @@ def test_voc2012_with_missing_images_says_how_many(tmp_path):
         sources.load_split("voc2012", root)
 
 
+def test_voc2012_list_that_is_not_utf8_is_one_clear_error(tmp_path):
+    root = _voc(tmp_path / "voc")
+    listing = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Main" / "train.txt"
+    listing.write_bytes(listing.read_bytes() + b"2008_caf\xe9\n")
+    with pytest.raises(ColorkitError, match="train.txt is not UTF-8 text"):
+        sources.load_split("voc2012", root)
+
+
+@pytest.mark.parametrize("image_id", ["../../outside", "../JPEGImages/2008_000001", "sub/2008_000001", "/etc/passwd", "..", "a\\b"])
+def test_voc2012_ids_that_leave_the_image_folder_are_refused(tmp_path, image_id):
+    root = _voc(tmp_path / "voc")
+    _images(root / "VOCdevkit", ["outside.jpg"])  # what ../../outside would reach
+    listing = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Main" / "train.txt"
+    listing.write_text(listing.read_text() + image_id + "\n")
+    with pytest.raises(ColorkitError, match="not a plain image id") as error:
+        sources.load_split("voc2012", root, fraction=1.0)
+    assert repr(image_id)[1:-1] in str(error.value)
+
+
 def test_zhang_mix_pools_30_percent_of_each(tmp_path):
     _sports(tmp_path / "sports100"), _intel(tmp_path / "intel_landscapes"), _voc(tmp_path / "voc2012")
     split = sources.load_split("zhang_mix", tmp_path)
@@ -211,6 +232,85 @@ def test_an_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "test").mkdir()
     with pytest.raises(ColorkitError, match="training images"):
         sources.load_split("folder", tmp_path)
+
+
+# --- Deep trees and file names that are not UTF-8 ----------------------------------------------------------
+
+
+def _nested(top: Path, depth: int) -> int:
+    """Make ``depth`` folders ``d/d/.../d`` under ``top`` (through folder handles, as the
+    path outgrows what the system accepts); an open handle on the deepest one."""
+    handle = os.open(top, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=handle)
+        deeper = os.open("d", os.O_RDONLY, dir_fd=handle)
+        os.close(handle)
+        handle = deeper
+    return handle
+
+
+def _remove_nested(top: Path, depth: int) -> None:
+    """Remove what ``_nested`` made, deepest first, without recursion (pytest's clean-up recurses)."""
+    handles = [os.open(top, os.O_RDONLY)]
+    for _ in range(depth):
+        handles.append(os.open("d", os.O_RDONLY, dir_fd=handles[-1]))
+    for parent, child in zip(reversed(handles[:-1]), reversed(handles[1:])):
+        for name in os.listdir(child):
+            os.unlink(name, dir_fd=child)
+        os.close(child)
+        os.rmdir("d", dir_fd=parent)
+    os.close(handles[0])
+
+
+def test_a_tree_1500_folders_deep_is_listed(tmp_path):
+    _images(tmp_path / "top", ["a.png"])
+    deepest = _nested(tmp_path / "top", 1500)
+    try:
+        with os.fdopen(os.open("deep.png", os.O_WRONLY | os.O_CREAT, dir_fd=deepest), "wb") as file:
+            _TINY.save(file, format="PNG")
+        found = decode.list_images(tmp_path / "top")
+        assert [Path(p).name for p in found] == ["a.png", "deep.png"]
+        assert Path(found[1]).relative_to(tmp_path / "top").parts == ("d",) * 1500 + ("deep.png",)
+        assert sorted(_all(sources.load_split("folder", tmp_path / "top"))) == found
+    finally:
+        os.close(deepest)
+        _remove_nested(tmp_path / "top", 1500)
+
+
+def test_a_tree_2100_folders_deep_is_one_clear_error(tmp_path, capsys):
+    _images(tmp_path / "top", ["a.png"])
+    os.close(_nested(tmp_path / "top", 2100))
+    try:
+        with pytest.raises(ColorkitError, match="too long") as error:
+            decode.list_images(tmp_path / "top")
+        assert len(str(error.value)) < 400
+        assert cli.main(["data", "check", "folder", str(tmp_path / "top")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "too long" in err
+    finally:
+        _remove_nested(tmp_path / "top", 2100)
+
+
+#: a file name in Latin-1, as an old camera or a Windows share may have written it: not UTF-8
+NOT_UTF8 = os.fsdecode(b"caf\xe9.png")
+
+
+def test_a_file_name_that_is_not_utf8_is_colorized_but_refused_for_training(tmp_path, colour_run, capsys):
+    folder = tmp_path / "photos"
+    _images(folder, ["good.png", NOT_UTF8])
+    rgb, alpha = decode.load_image(folder / NOT_UTF8)
+    np.testing.assert_array_equal(np.round(rgb * 255).astype(np.uint8), np.asarray(_TINY))
+    assert decode.list_images(folder) == [str(folder / NOT_UTF8), str(folder / "good.png")]
+
+    assert cli.main(["colorize", str(folder), "--run", str(colour_run), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert sorted(os.listdir(tmp_path / "out")) == sorted([NOT_UTF8, "good.png"])
+    capsys.readouterr()
+
+    assert cli.main(["data", "check", "folder", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "caf\\xe9.png" in err and "UTF-8" in err
+    with pytest.raises(ColorkitError, match=r"caf\\xe9\.png.*UTF-8"):
+        pipeline.make_dataset([str(folder / "good.png"), str(folder / NOT_UTF8)], image_size=8, batch_size=1)
 
 
 # --- The registry -----------------------------------------------------------------------------------

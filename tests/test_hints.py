@@ -71,6 +71,55 @@ def test_hints_file_errors(tmp_path):
     assert hints.load_hints_file(path, 4, 4)[0].ab == (10.0, 20.0)
 
 
+@pytest.mark.parametrize("depth", [50, 900, 100_000])
+def test_deeply_nested_hints_are_one_short_sentence(depth):
+    text = "[" * depth + "]" * depth
+    with pytest.raises(ColorkitError, match="hint 0 must be an object|nested") as error:
+        hints.parse_hints(text, 5, 10)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_hint_values_are_shown_short_in_errors():
+    with pytest.raises(ColorkitError, match="rgb must be a list of 3 numbers") as error:
+        hints.parse_hints([{"x": 1, "y": 1, "rgb": list(range(10_000))}], 5, 10)
+    assert len(str(error.value)) < 300
+
+
+def test_hints_that_are_not_utf8_are_one_clear_sentence(tmp_path):
+    path = tmp_path / "hints.json"
+    path.write_bytes('[{"x": 1, "y": 2, "ab": [10, 20]}] // caf\u00e9'.encode("latin-1"))
+    with pytest.raises(ColorkitError, match="not UTF-8"):
+        hints.load_hints_file(path, 4, 4)
+    with pytest.raises(ColorkitError, match="not UTF-8"):
+        colorize.read_hints_file(path)
+    with pytest.raises(ColorkitError, match="not UTF-8"):
+        hints.parse_hints(path.read_bytes(), 4, 4)
+
+
+def test_the_cli_says_one_line_for_a_nested_or_undecodable_hints_file(colour_run, tmp_path):
+    image = tmp_path / "gray.png"
+    image.write_bytes(b"")  # never read: the hints are checked first
+    for name, content in (("deep.json", b"[" * 50_000 + b"]" * 50_000), ("latin.json", b'[{"x": 1, "y": 1, "ab": [0, 0]}] \xe9')):
+        (tmp_path / name).write_bytes(content)
+        result = subprocess.run([sys.executable, "-m", "colorkit", "colorize", str(image), "--run", str(colour_run),
+                                 "-o", str(tmp_path / "out"), "--hints", str(tmp_path / name)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_rgb_hints_are_converted_to_lab_in_one_call(monkeypatch):
+    calls = []
+    real = color.rgb_to_lab
+    monkeypatch.setattr(color, "rgb_to_lab", lambda rgb: calls.append(np.shape(rgb)) or real(rgb))
+    given = [{"x": 1, "y": 1, "rgb": [i, 255 - i, 7]} for i in range(200)] + [{"x": 0, "y": 0, "ab": [5, 6]}]
+    parsed = hints.parse_hints(given, 4, 4)
+    assert calls == [(200, 3)]
+    expected = rgb2lab(np.array([[[i, 255 - i, 7] for i in range(200)]]) / 255.0)[0, :, 1:]
+    np.testing.assert_allclose([hint.ab for hint in parsed[:200]], expected, atol=2e-3)
+    assert parsed[200].ab == (5.0, 6.0)
+
+
 # --- Hint tensors ---------------------------------------------------------------------------------
 
 

@@ -81,16 +81,59 @@ class ImageTooLarge(ColorkitError):
 
 def list_images(folder) -> list[str]:
     """Every image file under ``folder`` (recursively, by extension, hidden files
-    and folders excluded), as sorted path strings."""
+    and folders excluded; symbolic links to folders are not followed), as sorted
+    path strings.
+
+    The tree is walked with a list of folders still to read, not by recursion,
+    so a tree of any depth is listed; a folder that cannot be read (no
+    permission, a path longer than the system accepts) is a ``ColorkitError``
+    rather than images silently missing."""
     folder = Path(folder)
-    found = (
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
-    )
-    return sorted(str(p) for p in found)
+    found, unread = [], [str(folder)]
+    while unread:
+        current = unread.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        unread.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                        found.append(entry.path)
+        except OSError as error:
+            depth = len(Path(current).relative_to(folder).parts)
+            raise ColorkitError(f"cannot list a folder {depth} levels inside {printable(folder)}: "
+                                f"{error.strerror} (...{printable(current)[-60:]})") from None
+    return sorted(found)
+
+
+def printable(path) -> str:
+    """A path as it can be shown in any message: bytes of its name that are not
+    UTF-8 (a name written in another encoding) appear as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def refuse_names_not_utf8(paths) -> None:
+    """A ``ColorkitError`` naming the first of ``paths`` whose name is not UTF-8
+    text (and how many such there are). TensorFlow takes file names as UTF-8
+    strings, so the training pipeline cannot open such a file; Python can, and
+    inference reads them (``load_image``)."""
+    bad = [path for path in map(str, paths) if not _is_utf8(path)]
+    if bad:
+        more = f" (and {len(bad) - 1} more such names)" if len(bad) > 1 else ""
+        raise ColorkitError(f"{printable(bad[0])} has a name that is not UTF-8 text{more}; "
+                            "TensorFlow reads file names as UTF-8, so rename it in UTF-8 to train on it")
+
+
+def _is_utf8(path: str) -> bool:
+    """Whether a path string came from UTF-8 bytes (otherwise it holds the
+    surrogates Python decodes undecodable bytes of a file name to)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _tail(source, count: int = 16) -> bytes:
@@ -200,15 +243,17 @@ def readable_folder(folder) -> Path:
 
 
 def _as_path_list(paths_or_folder) -> list[str]:
+    """The files of a folder or a list, for the training pipeline: their names must be UTF-8."""
     if isinstance(paths_or_folder, (str, Path)):
         folder = readable_folder(paths_or_folder)
         paths = list_images(folder)
         if not paths:
             raise ColorkitError(f"{folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-        return paths
-    paths = [str(p) for p in paths_or_folder]
-    if not paths:
-        raise ColorkitError("the list of images is empty; give a folder or a dataset with at least one image")
+    else:
+        paths = [str(p) for p in paths_or_folder]
+        if not paths:
+            raise ColorkitError("the list of images is empty; give a folder or a dataset with at least one image")
+    refuse_names_not_utf8(paths)
     return paths
 
 
@@ -355,9 +400,10 @@ def _load_checked(source, max_pixels: int, name: str):
         raise ColorkitError(f"{name} is damaged: its pixel data cannot be decoded; expected a complete image file") from None
 
 
-def _encoded(source):
-    """The file's encoded bytes, as TensorFlow's decoders take them."""
-    return source.getvalue() if isinstance(source, io.BytesIO) else tf.io.read_file(str(source))
+def _encoded(source) -> bytes:
+    """The file's encoded bytes, as TensorFlow's decoders take them (read by
+    Python, which opens any file name; TensorFlow would need it to be UTF-8)."""
+    return source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
 
 
 def _decode_full(source, route: int):

@@ -5,7 +5,8 @@ and the embedded sample set.
 "test"}``, each a sorted list of file paths, split the way the dataset's report
 split it (see datasets/README.md for each dataset's card). Loaders only list
 files: they are fast on 100,000 images, and decoding problems are the
-pipeline's business (it skips unreadable files with a warning).
+pipeline's business (it skips unreadable files with a warning). A file whose
+name is not UTF-8 is refused here, by name, since TensorFlow cannot open it.
 
 Every loader reads a local folder in the layout the dataset ships with (after
 unpacking the official archive) and checks that layout first, failing with
@@ -39,7 +40,7 @@ import re
 from pathlib import Path
 
 from colorkit.data import sample, splits
-from colorkit.data.decode import IMAGE_EXTENSIONS, list_images, readable_folder
+from colorkit.data.decode import IMAGE_EXTENSIONS, list_images, readable_folder, refuse_names_not_utf8
 from colorkit.errors import ColorkitError
 
 PETS_COUNTS = (134, 36, 30)  # ResNet report: 200 basset hound images
@@ -88,6 +89,8 @@ _PET_FILE = re.compile(r"^(?P<breed>[A-Za-z_]+)_\d+\.jpg$")
 _DOG_FOLDER = re.compile(r"^n\d{8}-(?P<breed>.+)$")
 _FACE_FILE = re.compile(r"^image\d+\.jpg$", re.IGNORECASE)
 _INTEL_CLASSES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
+#: a VOC image id names a file directly inside JPEGImages (2008_000008): no folder part, not hidden
+_VOC_ID = re.compile(r"[^/\\.\x00][^/\\\x00]*")
 
 
 def _layout_error(name: str, root) -> ColorkitError:
@@ -199,12 +202,28 @@ def _voc_files(root) -> list[str]:
     base = _first_match([root / "VOCdevkit" / "VOC2012", root / "VOC2012", root], lambda f: (f / "ImageSets" / "Main" / "train.txt").is_file())
     if base is None or not (base / "JPEGImages").is_dir():
         raise _layout_error("voc2012", root)
-    ids = (base / "ImageSets" / "Main" / "train.txt").read_text().split()
+    ids = _voc_ids(base / "ImageSets" / "Main" / "train.txt")
     files = [base / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
     missing = sum(not f.is_file() for f in files)
     if missing:
         raise ColorkitError(f"{missing} of the {len(files)} images listed in {base}/ImageSets/Main/train.txt are missing from JPEGImages; unpack the whole VOCtrainval_11-May-2012.tar")
     return sorted(str(f) for f in files)
+
+
+def _voc_ids(listing: Path) -> list[str]:
+    """The image ids of a VOC list (UTF-8 text, one id per line), each checked to
+    name a file inside JPEGImages: an id such as ``../../x`` would reach outside
+    the dataset folder."""
+    try:
+        ids = listing.read_bytes().decode("utf-8").split()
+    except UnicodeDecodeError as error:
+        raise ColorkitError(f"{listing} is not UTF-8 text (byte {error.start} cannot be read); "
+                            "expected the image ids of the official archive, one per line") from None
+    bad = next((image_id for image_id in ids if not _VOC_ID.fullmatch(image_id)), None)
+    if bad is not None:
+        raise ColorkitError(f"{listing} lists {bad!r}, which is not a plain image id (like 2008_000008): "
+                            "an id names a file inside JPEGImages, without folders")
+    return ids
 
 
 def _sports100(root, seed: int, fraction: float = ZHANG_FRACTION, limit: int | None = None) -> dict:
@@ -321,7 +340,9 @@ def load_split(name: str, root=None, seed: int = 0, **options) -> dict:
         raise ColorkitError(f"unknown dataset {name!r}; available: {', '.join(LOADERS)}")
     loader, _ = LOADERS[name]
     _check_options(name, loader, options)
-    return loader(root, seed, **options)
+    split = loader(root, seed, **options)
+    refuse_names_not_utf8(path for files in split.values() for path in files)
+    return split
 
 
 # --- TensorFlow Datasets: an optional alternative source ------------------------------------

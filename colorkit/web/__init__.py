@@ -3,7 +3,8 @@ colorized side by side, click colour hints, download the result.
 
 ``create_app(model, limits)`` builds the FastAPI app (app.py: routes and
 limits); service.py holds what a request does (decode from memory, hints,
-colorize, encode); pool.py the bounded worker pool; static/ the page.
+colorize, encode); pool.py the bounded worker pool and upload budget;
+hosts.py the Host names answered; static/ the page.
 ``python -m colorkit serve --run RUN_DIR`` runs it with uvicorn on 127.0.0.1.
 """
 

@@ -1,4 +1,4 @@
-"""A bounded worker pool: a burst of requests cannot pile up without limit.
+"""Bounds on what the server holds at once: a burst of requests cannot pile up without limit.
 
 Colorizing a photo holds a few hundred MB (the decoded image, its Lab, the
 resized ab) for a second or so. An unbounded server would accept every request
@@ -6,8 +6,15 @@ of a burst, hold every upload in memory and run out of it. So at most
 ``workers`` jobs run at once (threads: TensorFlow and the decoders release the
 GIL), at most ``queue`` more wait, and a request beyond that is refused at
 once (the API answers 503 with Retry-After) instead of waiting for memory that
-is not there. Admission is taken *before* the upload is read, so the bodies
-held in memory are bounded too.
+is not there.
+
+A place is taken only once the request's body has arrived: a client that
+sends its upload slowly must not hold a place while it does (three clients
+sending a byte a second would lock a small pool). Bodies still arriving are
+bounded by an ``UploadBudget`` instead: the bytes they hold together, not
+their number, so that many slow clients cost nothing and a few that send
+much and then stall cannot exhaust memory either (the API's deadlines free
+their bytes).
 """
 
 from __future__ import annotations
@@ -20,6 +27,43 @@ from concurrent.futures import ThreadPoolExecutor
 
 class PoolFull(Exception):
     """Every worker is busy and the queue is full."""
+
+
+class UploadsFull(Exception):
+    """The bodies being received already hold the whole upload budget."""
+
+
+class UploadBudget:
+    """At most ``total`` bytes held by the bodies being received, all requests together."""
+
+    def __init__(self, total: int):
+        self.total, self._held = total, 0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        """Bytes held now by bodies being received."""
+        return self._held
+
+    @contextlib.contextmanager
+    def account(self):
+        """A request's share: ``take(count)`` for each piece received (``UploadsFull``
+        when the budget would be exceeded); everything taken is given back on exit."""
+        taken = 0
+
+        def take(count: int) -> None:
+            nonlocal taken
+            with self._lock:
+                if self._held + count > self.total:
+                    raise UploadsFull
+                self._held += count
+            taken += count
+
+        try:
+            yield take
+        finally:
+            with self._lock:
+                self._held -= taken
 
 
 class BoundedPool:

@@ -41,9 +41,11 @@ class ColorizeService:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """One call at start-up, so the first user does not wait for the graph to be built."""
-        feed = hint_tools.model_feed(self.colorizer, np.zeros((1, *self.size, 1), np.float32))
-        colorize.predict_ab(self.colorizer, feed)
+        """One small colour image through the whole request at start-up (made gray,
+        colorized, fitted into the gamut), so that the first user does not wait for
+        those graphs to be built."""
+        colours = np.linspace(0.0, 1.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+        self.colorize_upload(colorize.encode_image(colours, None, "PNG"))
 
     def describe(self) -> dict:
         """What ``GET /api/models`` says about the model: the page offers hints only when it takes them."""
@@ -55,10 +57,24 @@ class ColorizeService:
             "working_size": list(self.size),
         }
 
-    def colorize_upload(self, data: bytes, hints_text=None) -> bytes:
-        """The colorized PNG of an uploaded image (its bytes), alpha kept; raises ``RequestError``."""
+    def check_hints(self, hints_text) -> list:
+        """The hint list of a request, after the checks that cost nothing: a JSON
+        list of at most ``MAX_HINTS``, and none at all for a model that takes none
+        (422 otherwise). Made before the request waits for a worker; each hint is
+        checked against the image later, once its size is known."""
+        try:
+            entries = hint_tools.read_hint_list(hints_text or None)
+        except ColorkitError as error:
+            raise RequestError(422, str(error)) from None
+        if entries and not hint_tools.takes_hints(self.colorizer):
+            raise RequestError(422, f"{self.colorizer.name} takes no hints; send the image without hints")
+        return entries
+
+    def colorize_upload(self, data: bytes, hints=None) -> bytes:
+        """The colorized PNG of an uploaded image (its bytes), alpha kept; ``hints``:
+        JSON text or the list ``check_hints`` returned. Raises ``RequestError``."""
         rgb, alpha = self._decode(data)
-        hints = self._hints(hints_text, *rgb.shape[:2])
+        hints = self._hints(hints, *rgb.shape[:2])
         item = colorize.prepare(self.colorizer, rgb, self.size, hints)
         with self._model_lock:
             ab_norm = colorize.predict_ab(self.colorizer, item.feed)[0]
@@ -74,10 +90,10 @@ class ColorizeService:
         except ColorkitError as error:
             raise RequestError(400, str(error)) from None
 
-    def _hints(self, hints_text, height: int, width: int) -> list:
+    def _hints(self, hints, height: int, width: int) -> list:
         """Validated hints for this image; malformed ones, or any for a model without hint inputs, are 422."""
         try:
-            parsed = hint_tools.parse_hints(hints_text or None, height, width)
+            parsed = hint_tools.parse_hints(hints or None, height, width)
         except ColorkitError as error:
             raise RequestError(422, str(error)) from None
         if parsed and not hint_tools.takes_hints(self.colorizer):
