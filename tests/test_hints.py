@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from skimage.color import rgb2lab
 
-from colorkit import color, colorize, evaluate, hints, models, quantize, training
+from colorkit import batch, color, colorize, evaluate, hints, models, quantize, training
 from colorkit.data import pipeline
 from colorkit.experiments import experiment_config
 from colorkit.errors import ColorkitError
@@ -91,7 +91,7 @@ def test_hints_that_are_not_utf8_are_one_clear_sentence(tmp_path):
     with pytest.raises(ColorkitError, match="not UTF-8"):
         hints.load_hints_file(path, 4, 4)
     with pytest.raises(ColorkitError, match="not UTF-8"):
-        colorize.read_hints_file(path)
+        batch.read_hints_file(path)
     with pytest.raises(ColorkitError, match="not UTF-8"):
         hints.parse_hints(path.read_bytes(), 4, 4)
 

@@ -45,7 +45,7 @@ class ColorizeService:
         colorized, fitted into the gamut), so that the first user does not wait for
         those graphs to be built."""
         colours = np.linspace(0.0, 1.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
-        self.colorize_upload(colorize.encode_image(colours, None, "PNG"))
+        self.colorize_upload(batch.encode_image(colours, None, "PNG"))
 
     def describe(self) -> dict:
         """What ``GET /api/models`` says about the model: the page offers hints only when it takes them."""
