@@ -238,6 +238,9 @@ def add_colorize_command(subparsers):
                              "the optical flow (default flow)")
     parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
     parser.add_argument("--batch-size", type=int, default=8, help="images through the network at once (default 8)")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="largest image (width x height) taken, and the most pixels a folder holds in memory at "
+                             "once (default 144 megapixels: at most about 3.5 GB besides the model)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_colorize)
 
@@ -251,10 +254,13 @@ def _report_failure(line: str) -> None:
 def run_colorize(args) -> int:
     """Exit 0 when every input was colorized, 1 when any was skipped (each named on stderr)."""
     from colorkit import batch, colorize
-    from colorkit.data.decode import load_rgb
+    from colorkit.data.decode import DEFAULT_MAX_PIXELS, load_rgb
 
     if args.batch_size < 1:
         raise ColorkitError(f"--batch-size must be at least 1, got {args.batch_size}")
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    if max_pixels < 1:
+        raise ColorkitError(f"--max-pixels must be at least 1, got {max_pixels}")
     clips, images = batch.split_clips(args.inputs)
     if clips and (args.hints or args.reference or args.compare):
         raise ColorkitError("--hints, --reference and --compare apply to images, not to clips")
@@ -266,7 +272,7 @@ def run_colorize(args) -> int:
         _report_failure(f"{source} {problem}")
     failures = batch.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
                                    compare=args.compare, batch_size=args.batch_size, progress=not args.quiet,
-                                   on_error=_report_failure) if jobs else []
+                                   on_error=_report_failure, max_pixels=max_pixels) if jobs else []
     failures += batch.colorize_clips(colorizer, clips, args.out, temporal=args.temporal, size=args.size,
                                      batch_size=args.batch_size, progress=not args.quiet, on_error=_report_failure)
     total = len(jobs) + len(problems) + len(clips)
@@ -284,9 +290,11 @@ def add_serve_command(subparsers):
                         help="answer requests for this host name too (repeatable; '*': any); by default only "
                              "the bound address's own names are answered (a defence against DNS rebinding)")
     parser.add_argument("--size", type=int, help="working size of a model that takes any size (default 256)")
-    limits = parser.add_argument_group("limits (defaults: 20 MB, 25 megapixels, 2 workers, 8 waiting, 60 s, 10 s)")
+    limits = parser.add_argument_group("limits (defaults: 20 MB, 134 megapixels, 2 workers, 8 waiting, 60 s, 10 s)")
     limits.add_argument("--max-upload-mb", type=float, help="largest upload; above it the answer is 413")
-    limits.add_argument("--max-pixels", type=int, help="largest image (width x height); above it 413")
+    limits.add_argument("--max-pixels", type=int,
+                        help="largest image (width x height); above it 413 (default: what keeps the images of all "
+                             "workers within 6 GiB, 24 bytes a pixel)")
     limits.add_argument("--workers", type=int, help="requests colorized at once")
     limits.add_argument("--queue", type=int, help="requests waiting for a worker; beyond them the answer is 503")
     limits.add_argument("--body-timeout", type=float, metavar="SECONDS", help="an upload must arrive within this; else 408")

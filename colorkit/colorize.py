@@ -8,8 +8,16 @@ A network can predict an ab that no sRGB colour has at that L; clipping the RGB
 would change L, so ``color.shrink_into_gamut`` instead moves each such pixel's
 ab towards gray just enough to be displayable.
 
+Memory. The network runs at its small working size; everything at full
+resolution is done a tile at a time (``tiles``: bands of whole rows), so the
+float intermediates of the colour science (tens of bytes per pixel) exist for
+one tile only. What lives at full size is the image as stored (uint8 or
+uint16, see ``colorkit.data.decode.Stored``), its L (float32) and the output.
+The per-pixel conversions run compiled (XLA) on chunks of one fixed size, so
+one compiled program serves every image size.
+
 Sections: loading a model, the working size, one image (prepare -> predict ->
-join). Files, folders and export are in ``colorkit.batch``.
+join -> render). Files, folders and export are in ``colorkit.batch``.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import tensorflow as tf
 
 from colorkit import color, hints as hint_tools, runs
 from colorkit.checks import check_whole
-from colorkit.data.decode import load_rgb
+from colorkit.data.decode import load_rgb, load_stored
 from colorkit.errors import ColorkitError
 from colorkit.quantize import DEFAULT_TEMPERATURE
 
@@ -125,7 +133,98 @@ def resolve_size(model: keras.Model, size=None) -> tuple[int, int]:
     return tuple(int(side) for side in asked)
 
 
-# --- One image: prepare, predict, join ----------------------------------------------------------
+# --- Tiles and the per-pixel steps ---------------------------------------------------------------
+
+#: The most memory, in bytes per pixel of the image, that colorizing one image
+#: takes beyond the model's: the image as stored (3 for 8-bit RGB, up to 8 for
+#: 16-bit RGBA), its L (4), the 8-bit output (4), the encoded bytes, with room to
+#: spare. The pixel limits of ``colorize`` and ``serve`` are set from it, and
+#: tests/test_colorize.py holds a JPEG, from a file and uploaded, well below it.
+BYTES_PER_PIXEL = 24
+#: pixels in one tile of the full-resolution work: its float intermediates
+#: (the colour science's, tens of bytes per pixel) stay in the tens of MB
+TILE_PIXELS = 1 << 18
+#: pixels in one call of a compiled per-pixel step, and in the last, short one of a
+#: tile when its pixels fit (a chunk is padded up to one of the two): two compiled
+#: programs per step, and little padding for small images
+CHUNK_PIXELS, SHORT_CHUNK_PIXELS = 1 << 16, 1 << 12
+
+
+def tiles(height: int, width: int, pixels: int = TILE_PIXELS):
+    """``(rows, columns)`` slices that cover a ``height`` x ``width`` image in
+    bands of whole rows of at most ``pixels``; a row longer than that is cut
+    into pieces too."""
+    rows, columns = max(1, pixels // width), min(width, pixels)
+    for top in range(0, height, rows):
+        for left in range(0, width, columns):
+            yield slice(top, min(top + rows, height)), slice(left, min(left + columns, width))
+
+
+@tf.function(jit_compile=True)
+def _lightness_of(rgb):
+    """L of sRGB pixels ``[N, 3]`` (uint8, or float32 in [0, 1])."""
+    return color.rgb_to_lab(rgb)[:, 0]
+
+
+@tf.function(jit_compile=True)
+def _unit_rgb_of(lab):
+    """sRGB in [0, 1] of Lab pixels ``[N, 3]`` (clipped), and which of them are
+    surely inside the gamut: their linear RGB lies in [0, 1], stricter than
+    the gamut fit's own test, so a pixel it passes is one the fit leaves alone."""
+    linear = color.lab_to_linear_rgb(lab)
+    surely_inside = tf.reduce_all((linear >= 0.0) & (linear <= 1.0), axis=-1)
+    return tf.clip_by_value(color.lab_to_rgb(lab, clip=False), 0.0, 1.0), surely_inside
+
+
+@tf.function(jit_compile=True)
+def _rgb_8bit_of(lab):
+    """``_unit_rgb_of`` with the colours rounded to 8-bit values, as ``color.to_8bit`` rounds."""
+    rgb, surely_inside = _unit_rgb_of(lab)
+    return tf.cast(tf.round(rgb * 255.0), tf.uint8), surely_inside
+
+
+def _per_pixel(step, pixels: np.ndarray):
+    """``step`` (a compiled function of ``[N, C]`` pixels, giving one array or a
+    tuple of them) over ``pixels`` of any length, ``CHUNK_PIXELS`` at a time:
+    two input shapes in all, so it is compiled at most twice."""
+    results = None
+    for start in range(0, len(pixels), CHUNK_PIXELS):
+        chunk = pixels[start : start + CHUNK_PIXELS]
+        count = len(chunk)
+        padded = SHORT_CHUNK_PIXELS if count <= SHORT_CHUNK_PIXELS else CHUNK_PIXELS
+        if count < padded:
+            chunk = np.concatenate([chunk, np.zeros((padded - count, *chunk.shape[1:]), chunk.dtype)])
+        values = [value.numpy()[:count] for value in tf.nest.flatten(step(chunk))]
+        if results is None:
+            results = [np.empty((len(pixels), *value.shape[1:]), value.dtype) for value in values]
+        for result, value in zip(results, values):
+            result[start : start + count] = value
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+def _rgb_pixels(tile: np.ndarray) -> np.ndarray:
+    """A tile of stored pixels (``[h, w, 1 or 3]``: uint8, uint16 or float in
+    [0, 1]) as ``[N, 3]`` sRGB that ``_lightness_of`` takes: uint8 or float32."""
+    pixels = tile.reshape(-1, tile.shape[-1])
+    if pixels.dtype == np.uint16:
+        pixels = pixels.astype(np.float32) / 65535.0
+    elif pixels.dtype != np.uint8:
+        pixels = pixels.astype(np.float32)
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+
+
+def lightness(image: np.ndarray) -> np.ndarray:
+    """L (``[H, W, 1]`` float32, in [0, 100]) of an image ``[H, W, 1 or 3]`` of
+    uint8, uint16 or float values in [0, 1], worked out a tile at a time."""
+    height, width = image.shape[:2]
+    l_full = np.empty((height, width, 1), np.float32)
+    for rows, columns in tiles(height, width):
+        tile = image[rows, columns]
+        l_full[rows, columns, 0] = _per_pixel(_lightness_of, _rgb_pixels(tile)).reshape(tile.shape[:2])
+    return l_full
+
+
+# --- One image: prepare, predict, join, render --------------------------------------------------
 
 
 class Prepared(NamedTuple):
@@ -135,21 +234,47 @@ class Prepared(NamedTuple):
     feed: object  # the network's inputs for it (normalised L, or a hint model's dict), batch of one
 
 
-def _checked_rgb(rgb) -> np.ndarray:
-    rgb = np.asarray(rgb, np.float32)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3 or 0 in rgb.shape:
-        raise ColorkitError(f"expected an RGB image of shape [H, W, 3], got {rgb.shape}")
-    return rgb
+#: the pixel types an image array may hold: integers are read by their type, floats are in [0, 1]
+PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
-def prepare(colorizer: keras.Model, rgb, size, hints=None, reference=None) -> Prepared:
-    """L of ``rgb`` ([H, W, 3] in [0, 1]; a colour photo is made gray by this) at
-    full size, and the network's inputs at ``size`` (height, width)."""
-    rgb = _checked_rgb(rgb)
-    l_full = color.rgb_to_lab(tf.constant(rgb))[..., :1]
-    l_small = tf.image.resize(l_full, size, method="area", antialias=True)
-    feed = hint_feed(colorizer, color.normalize_l(l_small).numpy()[None], rgb.shape[:2], size, hints, reference)
-    return Prepared(l_full.numpy(), feed)
+def _checked_pixels(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] not in (1, 3) or 0 in image.shape or image.dtype not in PIXEL_TYPES:
+        raise ColorkitError(f"expected an image of shape [H, W, 1] or [H, W, 3] holding uint8, uint16 or float "
+                            f"values, got {image.shape} {image.dtype}")
+    return image
+
+
+def prepare(colorizer: keras.Model, image, size, hints=None, reference=None) -> Prepared:
+    """L of ``image`` (``[H, W, 3]`` RGB or ``[H, W, 1]`` gray: uint8, uint16, or
+    floats in [0, 1]; a colour photo is made gray by this) at full size, and the
+    network's inputs at ``size`` (height, width)."""
+    image = _checked_pixels(image)
+    l_full = lightness(image)
+    l_small = working_lightness(l_full, size)
+    feed = hint_feed(colorizer, color.normalize_l(l_small)[None], image.shape[:2], size, hints, reference)
+    return Prepared(l_full, feed)
+
+
+def working_lightness(l_full: np.ndarray, size) -> np.ndarray:
+    """L (``[H, W, 1]``) averaged down to the working ``size`` (height, width),
+    as ``tf.image.resize``'s "area" method does it, without handing TensorFlow
+    the whole image (it would copy it). Area averaging is separable: one side
+    is averaged first, a band at a time, then the other; the side that gives
+    the smaller intermediate goes first (a tall, thin image's height)."""
+    height, width = l_full.shape[:2]
+    if height * size[1] <= size[0] * width:
+        return _area_narrowed(_area_narrowed(l_full, size[1]).swapaxes(0, 1), size[0]).swapaxes(0, 1)
+    return _area_narrowed(_area_narrowed(l_full.swapaxes(0, 1), size[0]).swapaxes(0, 1), size[1])
+
+
+def _area_narrowed(values: np.ndarray, width: int) -> np.ndarray:
+    """``values`` (``[R, C, 1]``) with each row area-averaged to ``width`` columns, a band of rows at a time."""
+    rows, columns = values.shape[:2]
+    band = max(1, TILE_PIXELS // columns)
+    return np.concatenate([tf.image.resize(values[top : top + band], (min(band, rows - top), width), method="area")
+                           .numpy() for top in range(0, rows, band)])
 
 
 def hint_feed(colorizer, l_norm, image_size, size, hints=None, reference=None):
@@ -175,7 +300,10 @@ def stack_feeds(feeds: list):
 
 def predict_ab(colorizer: keras.Model, feed, batch_size: int = 16) -> np.ndarray:
     """Normalised ab for a batch of model inputs (normalised L, or the dict of a
-    hint model's inputs), BatchNorm and dropout in inference mode."""
+    hint model's inputs), BatchNorm and dropout in inference mode. Keras'
+    ``predict_on_batch`` runs the model as a TensorFlow graph, traced once per
+    input shape, which lets TensorFlow fuse its layers (much faster than layer
+    by layer)."""
     count = len(feed["l"] if isinstance(feed, dict) else feed)
 
     def part(start):
@@ -183,20 +311,69 @@ def predict_ab(colorizer: keras.Model, feed, batch_size: int = 16) -> np.ndarray
             return {name: value[start : start + batch_size] for name, value in feed.items()}
         return feed[start : start + batch_size]
 
-    outputs = [np.asarray(colorizer(part(i), training=False), np.float32) for i in range(0, count, batch_size)]
+    outputs = [np.asarray(colorizer.predict_on_batch(part(i)), np.float32) for i in range(0, count, batch_size)]
     return np.concatenate(outputs)
+
+
+def lab_tile(l_full: np.ndarray, ab: np.ndarray, rows: slice, columns: slice) -> np.ndarray:
+    """Lab of one tile of the image: its own L, and ``ab`` (Lab units, at the
+    working size) resized to the whole image, this tile of it.
+
+    The resize is antialiased bilinear (so a large shrink, a working size bigger
+    than the image, does not alias) as ``tf.image.resize`` does it for the whole
+    image: the same kernel and scale, translated so that the tile's first row
+    and column land where they lie in the image."""
+    height, width = l_full.shape[:2]
+    scale = np.float32([height, width]) / np.float32(ab.shape[:2])
+    resized = tf.raw_ops.ScaleAndTranslate(
+        images=ab[None], size=[rows.stop - rows.start, columns.stop - columns.start], scale=scale,
+        translation=np.float32([-rows.start, -columns.start]), kernel_type="triangle", antialias=True)
+    return np.concatenate([l_full[rows, columns], resized[0].numpy()], axis=-1)
 
 
 def join_ab(l_full: np.ndarray, ab_norm: np.ndarray) -> np.ndarray:
     """Lab at full size: the image's own L with the predicted ab (normalised, at
-    the working size) resized to it. Antialiased, so a large shrink (a working
-    size bigger than the image) does not alias."""
+    the working size) resized to it (for small images: all of it at once)."""
     height, width = l_full.shape[:2]
-    ab = tf.image.resize(color.denormalize_ab(ab_norm), (height, width), method="bilinear", antialias=True)
-    return np.concatenate([l_full, ab.numpy()], axis=-1)
+    return lab_tile(l_full, color.denormalize_ab(np.asarray(ab_norm, np.float32)), slice(0, height), slice(0, width))
 
 
-def colorize_lab(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None, reference=None) -> np.ndarray:
+def colorized_tiles(l_full: np.ndarray, ab_norm: np.ndarray, dtype=np.uint8):
+    """Yield ``(rows, columns, rgb)`` for each tile of the colorized image: its
+    Lab (``lab_tile``) fitted into the sRGB gamut, as ``[h, w, 3]`` sRGB of
+    ``dtype`` (see ``srgb_in_gamut``)."""
+    ab = color.denormalize_ab(np.asarray(ab_norm, np.float32))
+    for rows, columns in tiles(*l_full.shape[:2]):
+        shape = (rows.stop - rows.start, columns.stop - columns.start, 3)
+        yield rows, columns, srgb_in_gamut(lab_tile(l_full, ab, rows, columns).reshape(-1, 3), dtype).reshape(shape)
+
+
+def srgb_in_gamut(lab: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """sRGB of Lab pixels ``[N, 3]``, each first fitted into the gamut
+    (``color.shrink_into_gamut``), as ``dtype``: uint8 (as ``color.to_8bit``
+    rounds), uint16 (rounded to 0-65535) or float32 in [0, 1].
+
+    One compiled pass converts every pixel and finds those that are surely
+    inside; only the others go through the fit and are converted again (the
+    fit leaves a pixel that is inside as it is, so the result is the same)."""
+    step = _rgb_8bit_of if dtype == np.uint8 else _unit_rgb_of
+    rgb, surely_inside = _per_pixel(step, lab)
+    maybe_outside = ~surely_inside
+    if maybe_outside.any():
+        rgb[maybe_outside] = _per_pixel(step, color.shrink_into_gamut(lab[maybe_outside]))[0]
+    return np.round(rgb * 65535.0).astype(np.uint16) if dtype == np.uint16 else rgb
+
+
+def render(l_full: np.ndarray, ab_norm: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """The colorized image, ``[H, W, 3]``: L joined with ab, fitted into the
+    gamut, as sRGB of ``dtype`` (see ``srgb_in_gamut``)."""
+    out = np.empty((*l_full.shape[:2], 3), dtype)
+    for rows, columns, rgb in colorized_tiles(l_full, ab_norm, dtype):
+        out[rows, columns] = rgb
+    return out
+
+
+def colorize_lab(colorizer: keras.Model, rgb, size=None, hints=None, reference=None) -> np.ndarray:
     """Lab of the colorized ``rgb`` ([H, W, 3] in [0, 1]; a colour photo is made gray first),
     before any gamut fitting (the out-of-gamut metric needs it).
 
@@ -209,11 +386,6 @@ def colorize_lab(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None,
     return join_ab(item.l_full, predict_ab(colorizer, item.feed)[0])
 
 
-def colorize_rgb(colorizer: keras.Model, rgb: np.ndarray, size=None, hints=None, reference=None) -> np.ndarray:
-    """Colorize one RGB image: same size, same L, ab shrunk into the sRGB gamut."""
-    return color.lab_to_rgb_in_gamut(colorize_lab(colorizer, rgb, size, hints, reference))
-
-
 def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -> np.ndarray:
     """Colorize ``image`` -> an RGB array of the same size.
 
@@ -221,24 +393,30 @@ def colorize(model: keras.Model, image, hints=None, reference=None, size=None) -
     (0-255) or uint16 (0-65535) values, read by their type, or floats in
     [0, 1]; RGB ``[H, W, 3]``, gray ``[H, W]`` or ``[H, W, 1]``, or RGBA (the
     alpha is ignored). The result has the input's type: uint8 in, uint8 out;
-    floats in, float32 out (a file path gives float32). ``hints``: local hints
-    (a list of ``{"x", "y", "rgb" or "ab", "size"}`` or its JSON text; see
-    ``colorkit.hints``); ``reference``: an RGB array or file whose colours are
-    the global hint. Both need a model trained with hints. ``size``: the
-    working size of a model that takes any size (default 256)."""
+    floats in, float32 out (a file path gives float32; its transparency is
+    composited over white). ``hints``: local hints (a list of ``{"x", "y",
+    "rgb" or "ab", "size"}`` or its JSON text; see ``colorkit.hints``);
+    ``reference``: an RGB array or file whose colours are the global hint. Both
+    need a model trained with hints. ``size``: the working size of a model that
+    takes any size (default 256)."""
     if isinstance(image, (str, Path)):
-        image = load_rgb(image)
-    rgb, kind = unit_rgb(image)
-    result = colorize_rgb(as_colorizer(model), rgb, size=size, hints=hints, reference=reference)
-    return _as_kind(result, kind)
+        stored = load_stored(image)
+        image, kind = (stored.pixels if stored.alpha is None else stored.rgb_over_white()), np.dtype(np.float32)
+    else:
+        image, kind = checked_image(image)
+    colorizer = as_colorizer(model)
+    item = prepare(colorizer, image, resolve_size(colorizer, size), hints, reference)
+    return render(item.l_full, predict_ab(colorizer, item.feed)[0], kind)
 
 
 #: How far outside [0, 1] a float image may stray (rounding) before it is taken for another scale.
 FLOAT_RANGE_SLACK = 1e-3
 
 
-def unit_rgb(image) -> tuple[np.ndarray, np.dtype]:
-    """``image`` (see ``colorize``) as RGB float32 in [0, 1], and the type to give back.
+def checked_image(image) -> tuple[np.ndarray, np.dtype]:
+    """``image`` (see ``colorize``) as ``[H, W, 1 or 3]`` pixels that ``prepare``
+    takes (integers as they are, floats as float32 in [0, 1]), and the type to
+    give back (float32 for any float).
 
     A float array holding 0-255 values is refused rather than read as mostly
     white: the scale of floats cannot be told from their type."""
@@ -247,25 +425,16 @@ def unit_rgb(image) -> tuple[np.ndarray, np.dtype]:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
         raise ColorkitError(f"expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {array.shape}")
+    array = array[..., :3]
     if array.dtype in (np.uint8, np.uint16):
-        unit = array.astype(np.float32) / np.iinfo(array.dtype).max
-    elif np.issubdtype(array.dtype, np.floating):
-        unit = array.astype(np.float32)
-        if not np.isfinite(unit).all():
-            raise ColorkitError("the image holds NaN or infinite values")
-        low, high = float(unit.min()), float(unit.max())
-        if not (-FLOAT_RANGE_SLACK <= low and high <= 1 + FLOAT_RANGE_SLACK):
-            raise ColorkitError(f"a float image must hold values in [0, 1]; this one spans [{low:g}, {high:g}] "
-                                "(pass 8-bit pixels as a uint8 array, or divide by 255)")
-        unit = np.clip(unit, 0.0, 1.0)
-    else:
+        return array, array.dtype
+    if not np.issubdtype(array.dtype, np.floating):
         raise ColorkitError(f"image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}")
-    rgb = np.repeat(unit, 3, axis=-1) if unit.shape[-1] == 1 else unit[..., :3]
-    return np.ascontiguousarray(rgb), array.dtype
-
-
-def _as_kind(rgb: np.ndarray, kind: np.dtype) -> np.ndarray:
-    """``rgb`` in [0, 1] as the caller's type: integers rounded to their full scale, floats as float32."""
-    if kind in (np.uint8, np.uint16):
-        return np.round(rgb * np.iinfo(kind).max).astype(kind)
-    return rgb.astype(np.float32)
+    unit = array.astype(np.float32)
+    if not np.isfinite(unit).all():
+        raise ColorkitError("the image holds NaN or infinite values")
+    low, high = float(unit.min()), float(unit.max())
+    if not (-FLOAT_RANGE_SLACK <= low and high <= 1 + FLOAT_RANGE_SLACK):
+        raise ColorkitError(f"a float image must hold values in [0, 1]; this one spans [{low:g}, {high:g}] "
+                            "(pass 8-bit pixels as a uint8 array, or divide by 255)")
+    return np.clip(unit, 0.0, 1.0), np.dtype(np.float32)

@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -10,12 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import strong_colour_model
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data as photos
 from skimage.color import rgb2lab
 
 from colorkit import batch, cli, color, colorize, metrics, models
-from colorkit.data.decode import load_image
+from colorkit.data.decode import load_image, load_stored
 from colorkit.errors import ColorkitError
 
 #: how far 8-bit rounding of the output may move L (about 0.2 per channel step at mid-gray)
@@ -365,6 +367,7 @@ def test_colorize_cli_on_a_run_folder_written_by_train(tmp_path, capsys):
         (["--run", "{tmp}"], "no trained model"),
         (["--model", "{tmp}/absent.keras"], "does not exist"),
         (["--run", "{tmp}", "--batch-size", "0"], "--batch-size"),
+        (["--run", "{tmp}", "--max-pixels", "0"], "--max-pixels must be at least 1"),
         (["--run", "{tmp}", "--hints", "{tmp}/absent.json"], "cannot read the hints file"),
     ],
 )
@@ -413,3 +416,166 @@ def test_a_failed_export_leaves_nothing(colour_run, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="interrupted"):
         batch.export_model(colour_run, "saved_model", tmp_path / "out" / "sm")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# --- Full resolution a tile at a time: the same result as all at once, memory per pixel bounded ----------
+
+
+def test_tiles_cover_every_pixel_once_in_bands_of_whole_rows():
+    for height, width, pixels in [(7, 5, 12), (3, 40, 16), (1, 1, 4), (100, 3, 64)]:
+        covered = np.zeros((height, width), int)
+        for rows, columns in colorize.tiles(height, width, pixels):
+            covered[rows, columns] += 1
+            assert (rows.stop - rows.start) * (columns.stop - columns.start) <= max(pixels, 1)
+            assert columns == slice(0, width) or width > pixels  # a row is cut only when it is longer than a tile
+        np.testing.assert_array_equal(covered, 1)
+
+
+@pytest.mark.parametrize("image_size, working, tile", [((300, 410), (64, 48), 5000), ((20, 900), (64, 64), 500),
+                                                       ((30, 20), (64, 64), 50)])
+def test_ab_resized_tile_by_tile_is_the_whole_image_resize(rng, image_size, working, tile):
+    """Each tile's ab is the whole image's antialiased bilinear resize, cut there
+    (to float32 rounding of the sample positions: far below an 8-bit step),
+    whether the image is larger than the working size or smaller, and when
+    rows are cut too (the second case)."""
+    l_full = rng.uniform(0, 100, (*image_size, 1)).astype(np.float32)
+    ab_norm = rng.uniform(-0.8, 0.8, (*working, 2)).astype(np.float32)
+    whole = tf.image.resize(color.denormalize_ab(ab_norm), image_size, method="bilinear", antialias=True).numpy()
+    np.testing.assert_array_equal(colorize.join_ab(l_full, ab_norm), np.concatenate([l_full, whole], -1))
+    tiled = np.empty((*image_size, 3), np.float32)
+    pieces = list(colorize.tiles(*image_size, pixels=tile))
+    assert len(pieces) >= 12
+    for rows, columns in pieces:
+        tiled[rows, columns] = colorize.lab_tile(l_full, color.denormalize_ab(ab_norm), rows, columns)
+    np.testing.assert_array_equal(tiled[..., :1], l_full)
+    np.testing.assert_allclose(tiled[..., 1:], whole, atol=2e-3)
+
+
+@pytest.mark.parametrize("image_size", [(300, 4000), (3000, 5), (30, 20)])
+def test_the_networks_l_averaged_in_bands_is_the_whole_image_area_resize(rng, image_size):
+    l_full = rng.uniform(0, 100, (*image_size, 1)).astype(np.float32)
+    expected = tf.image.resize(l_full, (64, 48), method="area").numpy()
+    np.testing.assert_allclose(colorize.working_lightness(l_full, (64, 48)), expected, atol=1e-3)
+
+
+def test_lightness_reads_each_pixel_type_as_skimage_does(rng):
+    photo = photos.coffee()[:50, :70]
+    expected = lightness(photo)
+    for pixels in (photo, photo.astype(np.uint16) * 257, photo / 255.0):
+        np.testing.assert_allclose(colorize.lightness(pixels)[..., 0], expected, atol=2e-3)
+    gray = photo[..., 1:2]
+    np.testing.assert_allclose(colorize.lightness(gray)[..., 0], lightness(np.repeat(gray, 3, -1)), atol=2e-3)
+
+
+def test_srgb_in_gamut_is_the_gamut_fit_then_the_conversion(rng):
+    lab = np.stack([rng.uniform(0, 100, 70000), rng.uniform(-110, 110, 70000), rng.uniform(-110, 110, 70000)], -1)
+    lab = lab.astype(np.float32)
+    fitted = color.lab_to_rgb_in_gamut(lab)
+    assert (~color.in_gamut(lab)).mean() > 0.3  # many pixels go through the fit
+    np.testing.assert_allclose(colorize.srgb_in_gamut(lab, np.float32), fitted, atol=1e-5)
+    eight_bit = colorize.srgb_in_gamut(lab, np.uint8).astype(int)
+    assert np.abs(eight_bit - color.to_8bit(fitted)).max() <= 1  # a value on a rounding edge may go either way
+    assert (eight_bit != color.to_8bit(fitted)).mean() < 1e-3
+
+
+def test_an_image_colorized_in_many_tiles_matches_it_colorized_in_one(colour_model, monkeypatch):
+    image = photos.astronaut()[:150, :170]
+    whole = colorize.colorize(colour_model, image)
+    monkeypatch.setattr(colorize, "TILE_PIXELS", 1000)
+    tiled = colorize.colorize(colour_model, image)
+    difference = np.abs(whole.astype(int) - tiled)
+    assert difference.max() <= 1 and difference.mean() < 1e-3
+
+
+def test_stored_pixels_keep_the_files_type_and_are_turned_upright_as_pillow_does(tmp_path):
+    photo = photos.astronaut()[:20, :30]
+    for orientation in range(1, 9):
+        exif = Image.fromarray(photo).getexif()
+        exif[0x0112] = orientation
+        path = write_image(tmp_path / f"o{orientation}.png", photo, exif=exif.tobytes())
+        stored = load_stored(path)
+        with Image.open(path) as image:
+            expected = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        assert stored.pixels.dtype == np.uint8
+        np.testing.assert_array_equal(stored.pixels, expected, err_msg=f"orientation {orientation}")
+    gray_jpeg = load_stored(write_image(tmp_path / "gray.jpg", photo[..., 0], quality=95))
+    assert gray_jpeg.pixels.shape == (20, 30, 1) and gray_jpeg.pixels.dtype == np.uint8 and gray_jpeg.alpha is None
+    wide = load_stored(saved(Image.fromarray(photo[..., 0].astype(np.uint16) * 257), tmp_path / "wide.png"))
+    assert wide.pixels.dtype == np.uint16 and wide.pixels.shape == (20, 30, 1)
+    rgba = np.concatenate([photo, np.full((20, 30, 1), 9, np.uint8)], -1)
+    with_alpha = load_stored(write_image(tmp_path / "rgba.png", rgba))
+    np.testing.assert_array_equal(with_alpha.pixels, photo)
+    np.testing.assert_array_equal(with_alpha.alpha[..., 0], 9)
+    rgba[..., 3] = 255
+    assert load_stored(write_image(tmp_path / "opaque.png", rgba)).alpha is None
+
+
+#: what colorizing a JPEG may take per pixel in these tests, in bytes: 9 to 11 are
+#: measured (the stored 8-bit RGB, freed once its L is known; L in float32; the
+#: 8-bit output; the allocators' leftovers); one full-resolution float32 RGB copy
+#: (12 more) breaks it
+JPEG_BYTES_PER_PIXEL_BOUND = 16
+
+MEMORY_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from colorkit import batch, colorize, models
+from colorkit.web.service import ColorizeService
+
+small, large, how = sys.argv[1:4]
+model = colorize.as_colorizer(models.build("strided_cnn", input_shape=(64, 64, 1), width=0.125, seed=0))
+if how == "upload":
+    service = ColorizeService(model, "model")
+    run = lambda path: service.colorize_upload(Path(path).read_bytes())
+else:
+    run = lambda path: batch.colorize_jobs(model, [batch.Job(Path(path), Path(path).with_name("out.jpg"))],
+                                           progress=False)
+peaks = []
+for path in (small, large):
+    run(path)
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps(peaks))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read the Linux way")
+@pytest.mark.parametrize("how", ["file", "upload"])
+def test_memory_per_pixel_stays_bounded(tmp_path, how):
+    """A child process colorizes a small JPEG, then a large one: the growth of
+    its peak memory, per pixel more, stays under the bound. The small image
+    runs first so that everything of a fixed size (TensorFlow, the compiled
+    steps, a tile's intermediates) is already in the first peak."""
+    sizes = {"small": (600, 800), "large": (2400, 3200)}
+    paths = {}
+    for name, (height, width) in sizes.items():
+        picture = Image.fromarray(photos.astronaut()).resize((width, height), Image.BILINEAR)
+        paths[name] = saved(picture, tmp_path / f"{name}.jpg", quality=90)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(colorize.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(paths["small"]), str(paths["large"]), how],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    small_peak, large_peak = json.loads(done.stdout.strip().splitlines()[-1])
+    more_pixels = np.prod(sizes["large"]) - np.prod(sizes["small"])
+    assert (large_peak - small_peak) / more_pixels < JPEG_BYTES_PER_PIXEL_BOUND
+
+
+def test_a_folder_never_holds_more_pixels_in_flight_than_the_limit(colour_run, tmp_path, monkeypatch):
+    for index in range(6):
+        write_image(tmp_path / "in" / f"{index}.png", photos.astronaut()[index * 10 : index * 10 + 30, :40])
+    write_image(tmp_path / "in" / "big.png", photos.astronaut()[:60, :50])
+    held, load = [], batch._Flow.load
+
+    def watched_load(flow, job, pixels, *task):
+        load(flow, job, pixels, *task)
+        held.append(flow.held)
+
+    monkeypatch.setattr(batch._Flow, "load", watched_load)
+    jobs, _ = batch.plan_jobs([tmp_path / "in"], tmp_path / "out")
+    lines = []
+    failures = batch.colorize_jobs(colorize.load_colorizer(colour_run), jobs, batch_size=4, progress=False,
+                                   max_pixels=2500, on_error=lines.append)
+    assert max(held) <= 2500 and len(held) == 7  # two 30x40 images at a time
+    assert [source.name for source, _ in failures] == ["big.png"]
+    assert "50x60 pixels declared, the limit is 2500" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{index}.png" for index in range(6)]

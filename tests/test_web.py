@@ -22,6 +22,7 @@ from skimage.color import rgb2lab
 
 from colorkit import cli, metrics
 from colorkit.data import decode
+from colorkit.errors import ColorkitError
 from colorkit.web import Limits, create_app, hosts
 
 PHOTO = photos.astronaut()[:120, :90]  # 90 wide, 120 high
@@ -266,12 +267,28 @@ def test_bytes_decode_like_files(tmp_path):
     }
     for name, image in samples.items():
         image.save(tmp_path / name)
-        from_file = decode.load_image(tmp_path / name)
-        from_bytes = decode.load_image_bytes((tmp_path / name).read_bytes())
-        for a, b in zip(from_file, from_bytes):
-            np.testing.assert_array_equal(a, b)
+        from_file = decode.load_stored(tmp_path / name)
+        from_bytes = decode.load_stored_bytes((tmp_path / name).read_bytes())
+        np.testing.assert_array_equal(from_file.pixels, from_bytes.pixels)
+        np.testing.assert_array_equal(from_file.alpha, from_bytes.alpha)
     with pytest.raises(decode.ImageTooLarge, match="the upload is a decompression bomb"):
-        decode.load_image_bytes((tmp_path / "rgba.png").read_bytes(), max_pixels=100, name="the upload")
+        decode.load_stored_bytes((tmp_path / "rgba.png").read_bytes(), max_pixels=100, name="the upload")
+
+
+def test_the_default_pixel_limit_keeps_every_workers_image_within_the_memory_budget():
+    from colorkit import colorize
+    from colorkit.web import app
+
+    for workers in (1, 2, 3, 8):
+        limit = Limits(workers=workers).max_pixels
+        assert workers * limit * colorize.BYTES_PER_PIXEL <= app.DEFAULT_IMAGE_MEMORY
+        assert limit == decode.DEFAULT_MAX_PIXELS or workers * (limit + 1) * colorize.BYTES_PER_PIXEL > \
+            app.DEFAULT_IMAGE_MEMORY  # the largest that fits, or the decoder's own limit
+    assert Limits(workers=1).max_pixels == decode.DEFAULT_MAX_PIXELS
+    assert Limits(workers=8).max_pixels < Limits(workers=2).max_pixels < decode.DEFAULT_MAX_PIXELS
+    assert Limits(workers=8, max_pixels=1000).max_pixels == 1000
+    with pytest.raises(ColorkitError, match="--workers must be a whole number of at least 1"):
+        Limits(workers=0)
 
 
 # --- The serve command ----------------------------------------------------------------------------------------

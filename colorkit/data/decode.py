@@ -22,8 +22,11 @@ channels, palette images are expanded, 16-bit PNGs keep their precision until
 they become float32, and an alpha channel is composited over white (``load_rgb``)
 or returned separately (``load_image``) so inference can put it back.
 
-``load_image_bytes`` does the same for an image held in memory (an HTTP
-upload): the same probe and decoders read it through a ``BytesIO``, so its
+Inference reads a file at full resolution with ``load_stored``: the pixels in
+the type the file stores (uint8, or uint16 for 16-bit files; EXIF rotation as
+a view), so that a large photo costs its stored bytes, not float32's four per
+channel. ``load_stored_bytes`` does the same for an image held in memory (an
+HTTP upload): the same probe and decoders read it through a ``BytesIO``, so its
 format is sniffed from the content alone and nothing it sends is written to disk.
 """
 
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image
 
 from colorkit.errors import ColorkitError
 
@@ -267,19 +270,24 @@ def warn_skipped(skipped, total: int) -> None:
 # --- Pillow decoding (the careful route, and plain Python callers) ------------------
 
 
-def _pil_arrays(image: Image.Image):
-    """Pillow image -> (rgb float32 HxWx3, alpha float32 HxWx1 or None) in [0, 1]."""
-    image = ImageOps.exif_transpose(image)
+def _pil_stored(image: Image.Image) -> Stored:
+    """A Pillow image's pixels in the type they are stored in (see ``Stored``),
+    EXIF orientation not yet applied. Pillow's wide gray modes hold 16 bits
+    (``I`` holds 32: clipped to 16); its float mode ``F`` is taken as [0, 1].
+    An image already in the mode wanted is not converted (that would copy it)."""
     if image.mode in _WIDE_GRAY_MODES:
-        gray = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1), None
+        return Stored(np.clip(np.asarray(image), 0, 65535).astype(np.uint16)[..., None])
     if image.mode == "F":
-        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(gray[..., None], 3, axis=-1), None
+        return Stored(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)[..., None])
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-        return rgba[..., :3], rgba[..., 3:]
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, None
+        return _split_alpha(np.asarray(_in_mode(image, "RGBA")))
+    gray = image.mode in ("1", "L")
+    pixels = np.asarray(_in_mode(image, "L" if gray else "RGB"))
+    return Stored(pixels[..., None] if gray else pixels)
+
+
+def _in_mode(image: Image.Image, mode: str) -> Image.Image:
+    return image if image.mode == mode else image.convert(mode)
 
 
 def _over_white(rgb, alpha):
@@ -290,7 +298,9 @@ def _over_white(rgb, alpha):
 def pil_rgb(path) -> np.ndarray:
     """Decode with Pillow: RGB float32 HxWx3 in [0, 1], alpha over white."""
     with Image.open(path) as image:
-        return np.ascontiguousarray(_over_white(*_pil_arrays(image)), dtype=np.float32)
+        orientation = _orientation(image)
+        stored = _pil_stored(image)
+    return stored.oriented(orientation).rgb_over_white()
 
 
 # --- TensorFlow decoding (the fast route) -------------------------------------------
@@ -363,7 +373,66 @@ def tf_decode_png(data, square: bool):
     return centre_square(rgb) if square else rgb
 
 
-# --- One file, for notebooks and inference -----------------------------------------
+# --- One file at full resolution, for inference and notebooks -----------------------
+
+#: How to view an image stored with each EXIF orientation (2-8) upright: transpose
+#: the axes first or not, then mirror rows and/or columns. Views, not copies.
+_UPRIGHT = {2: (False, False, True), 3: (False, True, True), 4: (False, True, False), 5: (True, False, False),
+            6: (True, False, True), 7: (True, True, True), 8: (True, True, False)}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An image at full resolution in the type its file stores: a 4000 x 3000
+    photo is 36 MB of uint8 here, where float32 RGB would take 144 MB. Inference
+    reads it a strip at a time (``colorkit.colorize``).
+
+    ``pixels``: ``[H, W, 1]`` (gray) or ``[H, W, 3]`` (RGB); uint8, uint16 for
+    16-bit files, or float32 in [0, 1] (float TIFFs). ``alpha``: ``[H, W, 1]``
+    of the same type, or None when the file has no transparency (or none used).
+    Either may be a rotated or mirrored view of the decoded array (EXIF)."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.pixels.shape[:2]
+
+    def oriented(self, orientation: int) -> "Stored":
+        """The image as it is meant to be seen, for an EXIF ``orientation`` (1-8)."""
+        return Stored(_upright(self.pixels, orientation),
+                      None if self.alpha is None else _upright(self.alpha, orientation))
+
+    def rgb_over_white(self) -> np.ndarray:
+        """Float32 RGB ``[H, W, 3]`` in [0, 1], transparency composited over white."""
+        rgb = unit_float(self.pixels)
+        rgb = _over_white(rgb, None if self.alpha is None else unit_float(self.alpha))
+        return np.ascontiguousarray(np.broadcast_to(rgb, (*self.size, 3)), dtype=np.float32)
+
+
+def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    if orientation not in _UPRIGHT:
+        return array
+    transpose, flip_rows, flip_columns = _UPRIGHT[orientation]
+    array = array.swapaxes(0, 1) if transpose else array
+    return array[::-1 if flip_rows else 1, ::-1 if flip_columns else 1]
+
+
+def unit_float(values: np.ndarray) -> np.ndarray:
+    """Integer pixels (uint8, uint16) as float32 in [0, 1]; float32 pixels as they are."""
+    if values.dtype in (np.uint8, np.uint16):
+        return values.astype(np.float32) / np.iinfo(values.dtype).max
+    return values.astype(np.float32, copy=False)
+
+
+def _split_alpha(pixels: np.ndarray) -> Stored:
+    """Gray + alpha (2 channels) or RGBA (4) -> ``Stored``; an alpha that is
+    opaque everywhere is dropped. The alpha is copied out, so that it does not
+    keep the colour channels alive once they have been read."""
+    colour, alpha = pixels[..., :-1], pixels[..., -1:]
+    return Stored(colour, None if alpha.min() >= np.iinfo(alpha.dtype).max else np.ascontiguousarray(alpha))
 
 
 def _checked_route(path, max_pixels: int, name=None) -> int:
@@ -376,26 +445,40 @@ def _checked_route(path, max_pixels: int, name=None) -> int:
     return found.route
 
 
+def load_stored(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Stored:
+    """Any image file at full resolution, in the type it stores (``Stored``),
+    EXIF orientation applied. What inference reads: the least memory per pixel."""
+    return _load_checked(path, max_pixels, printable(path))
+
+
+def load_stored_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the uploaded file") -> Stored:
+    """``load_stored`` for an image held in memory: the same checks and decoders
+    through a ``BytesIO``, the format sniffed from the bytes alone (a file name
+    or a declared content type is never trusted). ``name`` is what error
+    messages call it."""
+    return _load_checked(io.BytesIO(data), max_pixels, name)
+
+
 def load_image(path, max_pixels: int = DEFAULT_MAX_PIXELS):
     """``(rgb, alpha)`` of any image file at full resolution: rgb float32 HxWx3
     in [0, 1] (the colour channels as stored), alpha float32 HxWx1 or None when
     the file has no transparency. EXIF orientation is applied."""
-    return _load_checked(path, max_pixels, str(path))
+    stored = load_stored(path, max_pixels)
+    rgb = np.ascontiguousarray(np.broadcast_to(unit_float(stored.pixels), (*stored.size, 3)))
+    return rgb, None if stored.alpha is None else unit_float(stored.alpha)
 
 
-def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the uploaded file"):
-    """``load_image`` for an image held in memory: the same checks and decoders
-    through a ``BytesIO``, the format sniffed from the bytes alone (a file name
-    or a declared content type is never trusted). ``name`` is what error
-    messages call it."""
-    return _load_checked(io.BytesIO(bytes(data)), max_pixels, name)
+def load_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Any image file -> float32 HxWx3 RGB in [0, 1] at full resolution, exactly
+    as the training pipeline sees it before resizing (transparency over white)."""
+    return load_stored(path, max_pixels).rgb_over_white()
 
 
-def _load_checked(source, max_pixels: int, name: str):
+def _load_checked(source, max_pixels: int, name: str) -> Stored:
     """Probe, then decode; a file that passes the probe but cannot be decoded is damaged."""
-    route = _checked_route(source, max_pixels, name)
+    _checked_route(source, max_pixels, name)
     try:
-        return _decode_full(source, route)
+        return _decode_stored(source)
     except (tf.errors.InvalidArgumentError, OSError, SyntaxError, ValueError):
         raise ColorkitError(f"{name} is damaged: its pixel data cannot be decoded; expected a complete image file") from None
 
@@ -406,21 +489,33 @@ def _encoded(source) -> bytes:
     return source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
 
 
-def _decode_full(source, route: int):
-    """``load_image`` once the file (a path or a ``BytesIO``) has passed ``probe``."""
-    if route == ROUTE_JPEG:
-        return tf_decode_jpeg(_encoded(source)).numpy(), None
-    if route == ROUTE_PNG:
-        rgba = tf_decode_png_rgba(_encoded(source)).numpy()
-        has_alpha = bool((rgba[..., 3] < 1.0).any())
-        return rgba[..., :3], (rgba[..., 3:] if has_alpha else None)
+def _decode_stored(source) -> Stored:
+    """``load_stored`` once the file (a path or a ``BytesIO``) has passed ``probe``.
+
+    Pillow decodes, into memory that is given back once the pixels are read
+    out; TensorFlow decodes 16-bit PNGs (byte 24 of the header is the bit
+    depth), which Pillow would cut to 8 bits in colour. Rotation and mirroring
+    (EXIF) are views of the decoded array, not copies."""
     with Image.open(source) as image:
-        rgb, alpha = _pil_arrays(image)
-    return np.ascontiguousarray(rgb), alpha
+        orientation = _orientation(image)
+        if image.format == "PNG" and _png_bit_depth(source) == 16:
+            stored = _tf_png(_encoded(source), transparent="transparency" in image.info)
+        else:
+            stored = _pil_stored(image)
+    return stored.oriented(orientation)
 
 
-def load_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Any image file -> float32 HxWx3 RGB in [0, 1] at full resolution, exactly
-    as the training pipeline sees it before resizing (transparency over white)."""
-    rgb, alpha = load_image(path, max_pixels)
-    return np.asarray(_over_white(rgb, alpha), dtype=np.float32)
+def _png_bit_depth(source) -> int:
+    """Byte 24 of a PNG file (a path or an open binary file): the bit depth its header declares."""
+    if not hasattr(source, "read"):
+        with open(source, "rb") as f:
+            return _png_bit_depth(f)
+    source.seek(24)
+    return source.read(1)[0]
+
+
+def _tf_png(data: bytes, transparent: bool) -> Stored:
+    """A 16-bit PNG's channels as stored (gray, gray + alpha, RGB, RGBA) in uint16;
+    a tRNS colour key becomes alpha."""
+    pixels = np.asarray(tf.io.decode_png(data, channels=4 if transparent else 0, dtype=tf.uint16))
+    return _split_alpha(pixels) if pixels.shape[-1] in (2, 4) else Stored(pixels)

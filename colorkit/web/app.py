@@ -13,7 +13,9 @@ Why FastAPI: a well-kept ASGI framework whose OpenAPI description and test
 client come with it, and whose async request handling lets a full server
 refuse a request at once (503) instead of queueing it in a thread.
 
-Limits, so that no request can hurt the server: a body above
+Limits, so that no request can hurt the server: the default pixel limit keeps
+``workers`` images being colorized within ``DEFAULT_IMAGE_MEMORY`` (at
+``colorize.BYTES_PER_PIXEL``); a body above
 ``max_upload_bytes`` is refused with 413 as soon as that many bytes have
 arrived (or at once, when its Content-Length says so); a body that pauses for
 ``idle_timeout`` seconds, or has not arrived after ``body_timeout``, is 408;
@@ -46,6 +48,7 @@ from starlette.requests import ClientDisconnect
 
 import colorkit
 from colorkit import colorize
+from colorkit.data import decode
 from colorkit.errors import ColorkitError
 from colorkit.web.hosts import AllowedHosts, HostCheck
 from colorkit.web.pool import BoundedPool, PoolFull, UploadBudget, UploadsFull
@@ -58,19 +61,34 @@ FORM_ALLOWANCE = 256 * 1024
 MAX_HINTS_BYTES = 192 * 1024
 
 
+#: memory that the images being colorized may take together under the default pixel
+#: limit; the model, TensorFlow and the uploads waiting come on top of it
+DEFAULT_IMAGE_MEMORY = 6 * 1024**3
+
+
+def default_max_pixels(workers: int) -> int:
+    """The largest image served by default: ``workers`` of them being colorized
+    at once take at most ``DEFAULT_IMAGE_MEMORY`` (134 megapixels for 2
+    workers), and none is above the decoder's own limit."""
+    return min(decode.DEFAULT_MAX_PIXELS, DEFAULT_IMAGE_MEMORY // (workers * colorize.BYTES_PER_PIXEL))
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one request may send and how many may be served at once (see the module docstring)."""
+    """What one request may send and how many may be served at once (see the
+    module docstring). ``max_pixels`` left out: ``default_max_pixels(workers)``."""
 
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 25_000_000
+    max_pixels: int | None = None
     workers: int = 2
     queue: int = 8
     body_timeout: float = 60.0  # seconds for a whole body to arrive
     idle_timeout: float = 10.0  # seconds a body may pause
 
     def __post_init__(self):
-        for name, low in (("max_upload_bytes", 1), ("max_pixels", 1), ("workers", 1), ("queue", 0)):
+        for name, low in (("max_upload_bytes", 1), ("workers", 1), ("queue", 0), ("max_pixels", 1)):
+            if name == "max_pixels" and self.max_pixels is None:
+                object.__setattr__(self, name, default_max_pixels(self.workers))
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ColorkitError(f"{_flag(name)} must be a whole number of at least {low}, got {value!r}")

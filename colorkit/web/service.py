@@ -5,18 +5,22 @@ Keeping this apart from the routes (app.py) lets the rules be tested and read
 on their own: which mistake is whose (a non-image is 400, too many pixels 413,
 bad hints 422), and that one model call runs at a time (``_model_lock``: the
 worker threads share one loaded model; decoding, the gamut fit and encoding,
-most of a request's time, still run in parallel).
+most of a request's time, still run in parallel). An image is decoded in the
+type it is stored in and colorized a tile at a time (``colorkit.colorize``), so
+a request holds at most ``colorize.BYTES_PER_PIXEL`` bytes per pixel of its image.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
 import keras
 import numpy as np
+from PIL import Image
 
-from colorkit import batch, color, colorize, hints as hint_tools
+from colorkit import batch, colorize, hints as hint_tools
 from colorkit.data import decode
 from colorkit.errors import ColorkitError
 
@@ -44,8 +48,10 @@ class ColorizeService:
         """One small colour image through the whole request at start-up (made gray,
         colorized, fitted into the gamut), so that the first user does not wait for
         those graphs to be built."""
-        colours = np.linspace(0.0, 1.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
-        self.colorize_upload(batch.encode_image(colours, None, "PNG"))
+        colours = np.linspace(0, 255, 8 * 8 * 3).astype(np.uint8).reshape(8, 8, 3)
+        upload = io.BytesIO()
+        Image.fromarray(colours).save(upload, format="PNG")
+        self.colorize_upload(upload.getvalue())
 
     def describe(self) -> dict:
         """What ``GET /api/models`` says about the model: the page offers hints only when it takes them."""
@@ -73,18 +79,21 @@ class ColorizeService:
     def colorize_upload(self, data: bytes, hints=None) -> bytes:
         """The colorized PNG of an uploaded image (its bytes), alpha kept; ``hints``:
         JSON text or the list ``check_hints`` returned. Raises ``RequestError``."""
-        rgb, alpha = self._decode(data)
-        hints = self._hints(hints, *rgb.shape[:2])
-        item = colorize.prepare(self.colorizer, rgb, self.size, hints)
+        stored = self._decode(data)
+        hints = self._hints(hints, *stored.size)
+        item = colorize.prepare(self.colorizer, stored.pixels, self.size, hints)
+        alpha = stored.alpha
+        del stored  # the pixels: from here on the image is its L
         with self._model_lock:
             ab_norm = colorize.predict_ab(self.colorizer, item.feed)[0]
-        result = color.lab_to_rgb_in_gamut(colorize.join_ab(item.l_full, ab_norm))
-        return batch.encode_image(result, alpha, "PNG")
+        png = io.BytesIO()
+        batch.save_picture(batch.paint(item.l_full, ab_norm, alpha), png, "PNG")
+        return png.getvalue()
 
-    def _decode(self, data: bytes):
+    def _decode(self, data: bytes) -> decode.Stored:
         """Decode by content (the file name and declared type are never looked at)."""
         try:
-            return decode.load_image_bytes(data, self.max_pixels, name="the uploaded file")
+            return decode.load_stored_bytes(data, self.max_pixels, name="the uploaded file")
         except decode.ImageTooLarge as error:
             raise RequestError(413, str(error)) from None
         except ColorkitError as error:
