@@ -172,7 +172,7 @@ def stage_rows(case: str, repeats: int, report, kit, count: int = 1) -> list[dic
             run(laps)
             per_run[side].append({stage: seconds / count for stage, seconds in laps.seconds.items()})
     rows = []
-    for stage in (*STAGES, "all but the network"):
+    for stage in (*STAGES, "all but the network", "end to end"):
         picked = {side: Timing([_stage_seconds(run, stage) for run in runs]) for side, runs in per_run.items()}
         target = ONE_PHOTO_TARGET if stage == "all but the network" and count == 1 else None
         comparison = Comparison(ITEM, f"{case}, CPU per image: {STAGE_NAMES.get(stage, stage)}", target=target)
@@ -183,9 +183,22 @@ def stage_rows(case: str, repeats: int, report, kit, count: int = 1) -> list[dic
 
 
 def _stage_seconds(run: dict, stage: str) -> float:
+    if stage == "end to end":
+        return sum(run.values())
     if stage == "all but the network":
         return sum(seconds for name, seconds in run.items() if name != "network")
     return run[stage]
+
+
+def cpu_timed(run, seconds: list):
+    """``run`` that also appends the CPU seconds each call takes (every thread of the process) to ``seconds``."""
+
+    def timed():
+        start = time.process_time()
+        run()
+        seconds.append(time.process_time() - start)
+
+    return timed
 
 
 def folder_rows(scale, tmp: Path) -> list[dict]:
@@ -197,27 +210,33 @@ def folder_rows(scale, tmp: Path) -> list[dict]:
     colorizer = build_colorizer(scale.folder_model, scale.inference_size, scale.folder_width)
     out = tmp / "out"
     out.mkdir()
-    report_colorize(colorizer, paths[0], out / "warm.jpg")  # one image warms every path up (a whole folder is slow)
-    kit_colorize(colorizer, paths[0], out / "warm.jpg")
-    kit_command(colorizer, paths[:1], out / "warm")
-    timings = interleaved({
-        "report": lambda: [report_colorize(colorizer, path, out / Path(path).name) for path in paths],
-        "kit": lambda: kit_command(colorizer, [folder], tmp / "kit_out"),
-        "kit loop": lambda: [kit_colorize(colorizer, path, out / Path(path).name) for path in paths],
-    }, scale.folder_repeats, warmup=0)
+    report_colorize(colorizer, paths[0], out / "warm.jpg")  # a few images warm every path up (a whole folder is slow):
+    kit_colorize(colorizer, paths[0], out / "warm.jpg")  # the network's graph for a batch of one,
+    kit_command(colorizer, paths[: batch.DEFAULT_BATCH_SIZE + 1], out / "warm")  # a full batch and a short one
+    methods = {"report": ("the reports' way, file by file",
+                          lambda: [report_colorize(colorizer, path, out / Path(path).name) for path in paths]),
+               "kit": ("colorkit colorize_jobs (the colorize command: batched, threads decode and encode)",
+                       lambda: kit_command(colorizer, [folder], tmp / "kit_out")),
+               "kit loop": ("colorkit colorize(model, path) file by file",
+                            lambda: [kit_colorize(colorizer, path, out / Path(path).name) for path in paths])}
+    cpu = {name: [] for name in methods}
+    timings = interleaved({name: cpu_timed(run, cpu[name]) for name, (_, run) in methods.items()},
+                          scale.folder_repeats, warmup=0)
     model = f"{scale.folder_model} (width {scale.folder_width:g})"
-    comparison = Comparison(ITEM, f"a folder of {count} JPEGs of {width}x{height}, {model}", target=FOLDER_TARGET)
-    comparison.baseline("the reports' way, file by file", rate(count, timings["report"]), "images/s",
-                        timings["report"])
-    comparison.kit("colorkit colorize_jobs (the colorize command: batched, threads decode and encode)",
-                   rate(count, timings["kit"]), "images/s", timings["kit"])
-    comparison.kit("colorkit colorize(model, path) file by file", rate(count, timings["kit loop"]), "images/s",
-                   timings["kit loop"])
+    case = f"a folder of {count} JPEGs of {width}x{height}, {model}"
+    comparison = Comparison(ITEM, case, target=FOLDER_TARGET)
+    cpu_comparison = Comparison(ITEM, f"{case}, CPU per image (every thread)")
+    for name, (method, _) in methods.items():
+        add = comparison.baseline if name == "report" else comparison.kit
+        add(method, rate(count, timings[name]), "images/s", timings[name])
+        per_image = Timing([seconds / count for seconds in cpu[name]])
+        (cpu_comparison.baseline if name == "report" else cpu_comparison.kit)(method, 1000 * per_image.median, "ms",
+                                                                                per_image)
     sample = paths[: batch.DEFAULT_BATCH_SIZE]
     stages = stage_rows(f"a batch of {len(sample)} JPEGs of {width}x{height}, {model}", scale.folder_repeats,
                         lambda laps: [report_colorize(colorizer, path, out / Path(path).name, laps) for path in sample],
                         lambda laps: kit_stages(colorizer, sample, out, laps), count=len(sample))
-    return comparison.rows + stages
+    return comparison.rows + cpu_comparison.rows + stages
 
 
 # --- The HTTP API -------------------------------------------------------------------------------------

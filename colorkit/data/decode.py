@@ -22,12 +22,14 @@ channels, palette images are expanded, 16-bit PNGs keep their precision until
 they become float32, and an alpha channel is composited over white (``load_rgb``)
 or returned separately (``load_image``) so inference can put it back.
 
-Inference reads a file at full resolution with ``load_stored``: the pixels in
-the type the file stores (uint8, or uint16 for 16-bit files; EXIF rotation as
-a view), so that a large photo costs its stored bytes, not float32's four per
-channel. ``load_stored_bytes`` does the same for an image held in memory (an
-HTTP upload): the same probe and decoders read it through a ``BytesIO``, so its
-format is sniffed from the content alone and nothing it sends is written to disk.
+Inference reads a file at full resolution with ``load_stored``, whatever its
+route: Pillow decodes it (TensorFlow only a 16-bit PNG) into the type the file
+stores (uint8, or uint16 for 16-bit files), turned upright (EXIF) by a view, so
+that a large photo costs its stored bytes, not float32's four per channel, and
+the decoder's own memory is given back at once. ``load_stored_bytes`` does the
+same for an image held in memory (an HTTP upload): the same probe and decoders
+read it through a ``BytesIO``, so its format is sniffed from the content alone
+and nothing it sends is written to disk.
 """
 
 from __future__ import annotations
@@ -385,7 +387,7 @@ _UPRIGHT = {2: (False, False, True), 3: (False, True, True), 4: (False, True, Fa
 class Stored:
     """An image at full resolution in the type its file stores: a 4000 x 3000
     photo is 36 MB of uint8 here, where float32 RGB would take 144 MB. Inference
-    reads it a strip at a time (``colorkit.colorize``).
+    reads it a tile at a time (``colorkit.colorize``).
 
     ``pixels``: ``[H, W, 1]`` (gray) or ``[H, W, 3]`` (RGB); uint8, uint16 for
     16-bit files, or float32 in [0, 1] (float TIFFs). ``alpha``: ``[H, W, 1]``
