@@ -18,6 +18,7 @@ largest allowed image.
 from __future__ import annotations
 
 import collections
+import io
 import math
 import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -83,6 +84,18 @@ def save_picture(picture: Image.Image, file, image_format: str) -> None:
     options = ({"quality": JPEG_QUALITY, "subsampling": 0} if image_format == "JPEG"
                else {"compress_level": PNG_COMPRESS_LEVEL})
     picture.save(file, format=image_format, **options)
+
+
+def encode_image(rgb: np.ndarray, alpha=None, image_format: str = "PNG") -> bytes:
+    """An 8-bit PNG (with the alpha channel when given) or JPEG of an array at
+    hand, ``rgb`` in [0, 1] (a notebook's picture). A JPEG cannot hold alpha:
+    the image is then composited over white."""
+    if alpha is not None and image_format == "JPEG":
+        rgb, alpha = rgb * alpha + (1.0 - alpha), None
+    pixels = color.to_8bit(rgb if alpha is None else np.concatenate([rgb, alpha], axis=-1))
+    buffer = io.BytesIO()
+    save_picture(Image.fromarray(pixels), buffer, image_format)
+    return buffer.getvalue()
 
 
 def write_picture(picture: Image.Image, target, image_format: str) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image
 
 from colorkit import batch, colorize, hints as hint_tools
 from colorkit.data import decode
@@ -48,10 +47,8 @@ class ColorizeService:
         """One small colour image through the whole request at start-up (made gray,
         colorized, fitted into the gamut), so that the first user does not wait for
         those graphs to be built."""
-        colours = np.linspace(0, 255, 8 * 8 * 3).astype(np.uint8).reshape(8, 8, 3)
-        upload = io.BytesIO()
-        Image.fromarray(colours).save(upload, format="PNG")
-        self.colorize_upload(upload.getvalue())
+        colours = np.linspace(0.0, 1.0, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+        self.colorize_upload(batch.encode_image(colours, None, "PNG"))
 
     def describe(self) -> dict:
         """What ``GET /api/models`` says about the model: the page offers hints only when it takes them."""
