@@ -55,8 +55,9 @@ def test_strided_cnn_learns_and_beats_the_gray_baseline(sample_root, tmp_path):
     # Half width and Adam at 5e-4: the plain 12-layer ReLU stack sits on the "predict gray" plateau
     # for many epochs at quarter width, with RMSprop, or at 1e-3 (when it leaves the plateau
     # depends on the shuffle order: measured over seeds, 5e-4 left it by epoch 4; see notebook 01).
+    # The seed fixes the initial weights and the shuffle, hence when the stack leaves the plateau.
     config = small_config(sample_root, tmp_path / "run", image_size=64, epochs=8, optimizer="adam",
-                          learning_rate=5e-4, model_options={"width": 0.5})
+                          learning_rate=5e-4, model_options={"width": 0.5}, seed=1)
     run_dir = training.train(config, verbose=0)
     losses = [float(r["loss"]) for r in history_rows(run_dir)]
     assert losses[-1] < 0.8 * losses[0]
