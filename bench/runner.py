@@ -37,6 +37,7 @@ ITEMS = {
     "precision": ("bench.precision", "4b. float32 vs mixed_bfloat16 per model: images/s and the loss curve"),
     "inference": ("bench.inference", "5. a 1024x768 JPEG end to end per model; a folder of 100 images"),
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
+    "pretrained": ("bench.pretrained", "7. Zhang et al.'s released ECCV16 / SIGGRAPH17, one photo: Keras vs PyTorch"),
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
@@ -90,6 +91,10 @@ class Scale:
     scaling_file: tuple = (80, 60)  # small JPEGs
     scaling_size: int = 64
     scaling_batch: int = 8  # divides both counts: no smaller last batch (and no extra compilation) in either
+    # 7. the released models (full size; image sides multiples of 8), width x height
+    pretrained_models: tuple = ("eccv16", "siggraph17")
+    pretrained_sizes: tuple = ((256, 256), (1024, 768))
+    pretrained_repeats: int = 3
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
     # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
@@ -102,7 +107,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(),
+    one_core_items=(), pretrained_repeats=1,
 )
 
 
@@ -309,7 +314,8 @@ def tiny(**changes) -> Scale:
         precision_size=16, precision_steps=2, inference_image=(48, 40), inference_size=32,
         inference_width=0.25, inference_models=("strided_cnn",), folder_images=3, folder_image=(40, 32),
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
-        allocator_items=("lab",), one_core_items=("lab",),
+        allocator_items=("lab",), one_core_items=("lab",), pretrained_models=("eccv16",), pretrained_sizes=((32, 24),),
+        pretrained_repeats=1,
     )
     return dataclasses.replace(small, **changes)
 
