@@ -24,6 +24,7 @@ storage as an int64 element count and its raw bytes.
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import struct
 import zipfile
@@ -204,10 +205,11 @@ def _read_legacy(file, source: str):
 
 
 def _read_exactly(file, size: int, source: str) -> bytes:
-    data = file.read(size)
-    if len(data) != size:
+    """The next ``size`` bytes; a file too short for them (checked before reading,
+    so a damaged count cannot ask for terabytes) is truncated."""
+    if size > os.fstat(file.fileno()).st_size - file.tell():
         raise ColorkitError(f"{source} ends early: it is truncated")
-    return data
+    return file.read(size)
 
 
 def _storage_array(data: bytes, storage: _StorageId, source: str) -> np.ndarray:
