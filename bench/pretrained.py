@@ -60,7 +60,8 @@ def photo_inputs(name: str, width: int, height: int):
         return l_norm, (torch_l,)
     no_ab, no_mask = np.zeros((1, height, width, 2), np.float32), np.zeros((1, height, width, 1), np.float32)
     # the release's own units: ab in Lab units, mask - 0.5
-    return [l_norm, no_ab, no_mask], (torch_l, torch.zeros(1, 2, height, width), torch.full((1, 1, height, width), -0.5))
+    no_hints = (torch.zeros(1, 2, height, width), torch.full((1, 1, height, width), -0.5))
+    return [l_norm, no_ab, no_mask], (torch_l, *no_hints)
 
 
 def siggraph17_forward_once(reference, input_l, input_ab, input_mask):

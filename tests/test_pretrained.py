@@ -24,7 +24,7 @@ colorizers = pytest.importorskip("colorizers")
 from colorkit import color, colorize, hints, quantize  # noqa: E402
 from colorkit.errors import ColorkitError  # noqa: E402
 from colorkit.pretrained import (  # noqa: E402
-    bin_centres, convert, download, load, networks, read_state_dict, sha256, weights,
+    bin_centres, convert, download, identify, load, networks, read_state_dict, sha256, weights,
 )
 
 #: The issue's bound on the Keras-vs-PyTorch difference, in Lab units.
@@ -175,7 +175,7 @@ def test_the_annealed_mean_is_the_softmax_of_logits_over_t(eccv16_release, eccv1
 
     path = tmp_path / "eccv16.pth"
     path.symlink_to(eccv16_release[1])
-    annealed = load("eccv16", path=path, annealed_mean=True, temperature=0.38)
+    annealed = load(None, path=path, annealed_mean=True, temperature=0.38)  # the file says it is ECCV16
     lightness = color.normalize_l(photo_l(32, 48))[None]
     logits = keras.Model(eccv16_keras.input, eccv16_keras.get_layer("model8.6").output)(lightness)
     expected_quarter = color.normalize_ab(quantize.annealed_mean(logits, bin_centres(eccv16_keras), 0.38))
@@ -187,6 +187,16 @@ def test_the_annealed_mean_is_the_softmax_of_logits_over_t(eccv16_release, eccv1
     np.testing.assert_allclose(unannealed(lightness), plain, atol=1e-5)  # T = 1: the release's expectation
     with pytest.raises(ColorkitError, match="ECCV16"):
         load("siggraph17", path=path, annealed_mean=True)
+
+
+def test_a_file_says_which_release_it_holds():
+    assert identify({"model1.0.weight": np.zeros((64, 1, 3, 3))}, "e.pth") == "eccv16"
+    assert identify({"model1.0.weight": np.zeros((64, 4, 3, 3))}, "s.pth") == "siggraph17"
+    for state in ({"model1.0.weight": np.zeros((64, 3, 3, 3))}, {"conv1.weight": np.zeros((64, 1, 3, 3))}):
+        with pytest.raises(ColorkitError, match="x.pth holds neither released model"):
+            identify(state, "x.pth")
+    with pytest.raises(ColorkitError, match="name a released model"):
+        load(None)
 
 
 def test_the_kits_colorize_and_model_feed_take_both_models(eccv16_keras, siggraph17_keras):

@@ -39,7 +39,7 @@ from colorkit.pretrained import networks, weights
 from colorkit.pretrained.networks import bin_centres, eccv16, siggraph17
 from colorkit.pretrained.torch_file import read_state_dict
 
-__all__ = ["RELEASES", "load", "convert", "download", "sha256", "eccv16", "siggraph17", "bin_centres",
+__all__ = ["RELEASES", "load", "convert", "identify", "download", "sha256", "eccv16", "siggraph17", "bin_centres",
            "read_state_dict"]
 
 
@@ -140,10 +140,25 @@ def download(name: str, url: str | None = None, cache_dir=None) -> Path:
 # --- Conversion, cached ---------------------------------------------------------------------------
 
 
-def convert(name: str, path) -> keras.Model:
-    """A fresh ``name`` network holding the weights of the PyTorch file at ``path`` (no cache)."""
-    release = _release(name)
+#: Input channels of each release's first conv ("model1.0.weight", [64, C, 3, 3]): L alone, or L, ab and mask.
+_FIRST_LAYER_INPUTS = {1: "eccv16", 4: "siggraph17"}
+
+
+def identify(state: dict, source: str) -> str:
+    """Which release a state dict holds, told by its first conv's input channels."""
+    first = state.get("model1.0.weight")
+    name = _FIRST_LAYER_INPUTS.get(first.shape[1]) if first is not None and first.ndim == 4 else None
+    if name is None:
+        raise ColorkitError(f"{source} holds neither released model ({' nor '.join(RELEASES)}): "
+                            "its first layer model1.0 is not theirs")
+    return name
+
+
+def convert(name: str | None, path) -> keras.Model:
+    """A fresh network holding the weights of the PyTorch file at ``path`` (no cache):
+    release ``name``, or with None whichever release the file holds (``identify``)."""
     state = read_state_dict(path)
+    release = _release(name or identify(state, str(path)))
     return weights.assign(release.build(), state, str(path), release.unused)
 
 
@@ -152,25 +167,25 @@ def cache_file(weights_file) -> Path:
     return Path(weights_file).with_suffix(".keras")
 
 
-def _read_cache(path: Path, name: str) -> keras.Model | None:
-    """The cached model at ``path`` if it is newer than its ``.pth`` and a ``name`` network."""
+def _read_cache(path: Path, name: str | None) -> keras.Model | None:
+    """The cached model at ``path`` if it loads and is a ``name`` network (None: any release)."""
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception:  # any cache that does not load (another Keras version, a full disk) is converted again
         return None
-    return model if model.name == name else None
+    return model if model.name == name or (name is None and model.name in RELEASES) else None
 
 
-def _converted(name: str, weights_file: Path, release_name: str) -> keras.Model:
+def _converted(name: str | None, weights_file: Path, release_names: set) -> keras.Model:
     """``convert``, through the ``.keras`` cache beside ``weights_file``. A file that
-    bears ``release_name`` (the name carrying the release's hash) is checked first."""
+    bears one of ``release_names`` (names carrying their file's hash) is checked first."""
     cached = cache_file(weights_file)
     if cached.exists() and cached.stat().st_mtime >= weights_file.stat().st_mtime:
         model = _read_cache(cached, name)
         if model is not None:
             return model
-    if weights_file.name == release_name:
-        check_hash_prefix(weights_file, hash_prefix(release_name), str(weights_file),
+    if weights_file.name in release_names:
+        check_hash_prefix(weights_file, hash_prefix(weights_file.name), str(weights_file),
                           "delete it and download it again")
     model = convert(name, weights_file)
     try:
@@ -181,25 +196,32 @@ def _converted(name: str, weights_file: Path, release_name: str) -> keras.Model:
     return model
 
 
-def load(name: str, path=None, *, annealed_mean: bool = False, temperature: float = quantize.DEFAULT_TEMPERATURE,
-         url: str | None = None, cache_dir=None) -> keras.Model:
+def load(name: str | None, path=None, *, annealed_mean: bool = False,
+         temperature: float = quantize.DEFAULT_TEMPERATURE, url: str | None = None, cache_dir=None) -> keras.Model:
     """Release ``name`` ("eccv16" or "siggraph17") as a Keras model with the authors' weights.
 
-    ``path``: the release's ``.pth`` file; without it, the file is found in (or
-    downloaded into) the cache folder (``download``; ``url`` overrides the
-    authors' address, ``cache_dir`` the folder). ``annealed_mean``: ECCV16 only,
-    decode with the paper's annealed mean at ``temperature`` instead of the
-    release's plain expectation (``networks.eccv16``). The model takes "l"
-    (and SIGGRAPH17 "hint_ab", "hint_mask") and gives "ab", as every kit model."""
-    release = _release(name)
-    if annealed_mean and name != "eccv16":
+    ``path``: the release's ``.pth`` file (with ``name`` None, the file says
+    which release it is); without it, the file is found in (or downloaded
+    into) the cache folder (``download``; ``url`` overrides the authors'
+    address, ``cache_dir`` the folder). ``annealed_mean``: ECCV16 only, decode
+    with the paper's annealed mean at ``temperature`` instead of the release's
+    plain expectation (``networks.eccv16``). The model takes "l" (and
+    SIGGRAPH17 "hint_ab", "hint_mask") and gives "ab", as every kit model."""
+    if name is None and path is None:
+        raise ColorkitError(f"name a released model ({' or '.join(RELEASES)}) or give the path of its .pth file")
+    release = _release(name) if name is not None else None
+    if annealed_mean and name not in (None, "eccv16"):
         raise ColorkitError(f"the annealed mean decodes ECCV16's bin distribution; {name} predicts ab directly")
     weights_file = Path(path).expanduser() if path is not None else download(name, url, cache_dir)
     if not weights_file.is_file():
-        raise ColorkitError(f"no weights file at {weights_file}; the {name} release is {release.url}")
-    model = _converted(name, weights_file, file_name(url or release.url))
+        where = f"; the {name} release is {release.url}" if release else ""
+        raise ColorkitError(f"no weights file at {weights_file}{where}")
+    release_names = {file_name(known.url) for known in RELEASES.values()} | ({file_name(url)} if url else set())
+    model = _converted(name, weights_file, release_names)
     if not annealed_mean:
         return model
+    if model.name != "eccv16":
+        raise ColorkitError(f"the annealed mean decodes ECCV16's bin distribution; {weights_file} holds {model.name}")
     annealed = eccv16(annealed_mean=True, temperature=temperature)
     annealed.set_weights(model.get_weights())
     return annealed

@@ -111,7 +111,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 and isinstance(pid[1], StorageType) and isinstance(pid[4], int)):
             raise ColorkitError(f"{self.source} refers to data of a kind a state dict does not hold: {pid!r:.80}")
         if len(pid) == 6 and pid[5] is not None:
-            raise ColorkitError(f"{self.source} uses storage views (PyTorch before 1.0); re-save it with a newer PyTorch")
+            raise ColorkitError(f"{self.source} uses storage views (PyTorch before 1.0); "
+                                "re-save it with a newer PyTorch")
         storage = _StorageId(str(pid[2]), pid[1].dtype.newbyteorder(self.byteorder), pid[4])
         self.storages[storage.key] = storage
         return storage
