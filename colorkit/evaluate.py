@@ -17,6 +17,7 @@ import numpy as np
 from colorkit import color, colorize, hints, metrics, quantize, report, runs
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
+from colorkit.experiments import TrainConfig
 
 
 def load_split_images(config, split_name: str, split: dict) -> tuple[list[str], np.ndarray]:
@@ -78,9 +79,24 @@ def write_hint_curve(colorizer, truth: np.ndarray, out: Path, seed: int = 0) -> 
     return rows
 
 
+def evaluate_colorizer(colorizer, paths, truth: np.ndarray, prior, out, seed: int = 0) -> Path:
+    """Score ``colorizer`` and the baselines on ``truth`` (the RGB images of ``paths``,
+    at the working size) and write the tables (and a hint model's curve) into ``out``."""
+    out = Path(out)
+    rows = []
+    for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, seed).items():
+        for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
+            rows.append({"method": method, "image": path, **row})
+    report.write_table(rows, out / "per_image")
+    report.write_table(metrics.summarize(rows, by="method"), out / "summary")
+    if hints.takes_hints(colorizer):
+        write_hint_curve(colorizer, truth, out, seed=seed)
+    return out
+
+
 def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) -> Path:
-    """Evaluate the run's best model on a split (of its own data, or of the folder
-    ``data_root``); returns the output folder."""
+    """Evaluate the run's model on a split (of its own data, or of the folder
+    ``data_root``); returns the output folder. The rebalanced AuC uses the run's training prior."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
     split = runs.load_split(config)
@@ -89,13 +105,16 @@ def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) ->
         split = runs.load_split(config.replace(dataset="folder", root=str(data_root), dataset_options={}))
     paths, truth = load_split_images(config, split_name, split)
     out = Path(out) if out else run_dir / "eval" / split_name
-    rows = []
-    colorizer = colorize.load_colorizer(run_dir)
-    for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, config.seed).items():
-        for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
-            rows.append({"method": method, "image": path, **row})
-    report.write_table(rows, out / "per_image")
-    report.write_table(metrics.summarize(rows, by="method"), out / "summary")
-    if hints.takes_hints(colorizer):
-        write_hint_curve(colorizer, truth, out, seed=config.seed)
-    return out
+    return evaluate_colorizer(colorize.load_colorizer(run_dir), paths, truth, prior, out, seed=config.seed)
+
+
+def evaluate_on_folder(colorizer, data_root, out, split_name: str = "test", image_size: int = 256,
+                       seed: int = 0) -> Path:
+    """Evaluate a model that has no run folder (a released model, a ``.keras`` file)
+    on a split of the folder ``data_root`` (its train/ val/ test/, else a seeded
+    70/10/20) at ``image_size``; the rebalanced AuC uses that folder's training prior."""
+    config = TrainConfig(dataset="folder", root=str(data_root), image_size=image_size, seed=seed)
+    split = runs.load_split(config)
+    paths, truth = load_split_images(config, split_name, split)
+    prior = runs.colour_prior(split["train"] or paths, image_size, quantize.ab_bins())
+    return evaluate_colorizer(colorizer, paths, truth, prior, out, seed=seed)

@@ -194,17 +194,26 @@ def prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.ndarray:
     """The empirical prior over the ab bins from the training pixels (``split["train"]``:
     paths or probed files), computed once and kept in the run folder for resuming,
     evaluating (rebalanced AuC) and notebooks."""
-    from colorkit import color, quantize
-    from colorkit.data import pipeline
+    from colorkit import quantize
 
-    path = Path(run_dir) / "prior.npy"
+    own_bins = len(bins) == len(quantize.ab_bins())  # a released model's 313 bins get a file of their own
+    path = Path(run_dir) / ("prior.npy" if own_bins else f"prior_{len(bins)}.npy")
     if path.exists():
         return np.load(path)
-    pixels = pipeline.make_dataset(split["train"], image_size=config.image_size, batch_size=32)
-    values = quantize.empirical_prior((color.denormalize_ab(ab) for _, ab in pixels), bins=bins)
+    values = colour_prior(split["train"], config.image_size, bins)
     with atomic_path(path) as tmp:
         np.save(tmp, values)
     return values
+
+
+def colour_prior(files, image_size: int, bins) -> np.ndarray:
+    """The empirical prior over ``bins`` of the pixels of ``files`` (paths or probed
+    files) at ``image_size``: how often each colour class occurs."""
+    from colorkit import color, quantize
+    from colorkit.data import pipeline
+
+    pixels = pipeline.make_dataset(files, image_size=image_size, batch_size=32)
+    return quantize.empirical_prior((color.denormalize_ab(ab) for _, ab in pixels), bins=bins)
 
 
 # --- The trained model ------------------------------------------------------------------------

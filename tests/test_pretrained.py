@@ -411,3 +411,117 @@ def test_a_file_named_like_the_release_must_match_its_hash(tmp_path, siggraph17_
         load("siggraph17", path=impostor)
     with pytest.raises(ColorkitError, match="unknown released model 'eccv17'; choose eccv16 or siggraph17"):
         load("eccv17", path=impostor)
+
+
+# --- Everywhere a model is used: colorize, evaluate, export, serve, train --init ---------------------
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    import io as text_io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from colorkit import cli
+
+    out, err = text_io.StringIO(), text_io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Ten small photo crops in train/ val/ test/ (a data folder for evaluate and train)."""
+    import skimage.data
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    sources = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    for index in range(10):
+        split = "train" if index < 6 else ("val" if index < 8 else "test")
+        photo = sources[index % 3]
+        y, x = 20 * index, 15 * index
+        (root / split).mkdir(exist_ok=True)
+        Image.fromarray(photo[y : y + 96, x : x + 96]).save(root / split / f"crop{index}.png")
+    return root
+
+
+def test_the_cli_colorizes_evaluates_and_exports_with_a_released_file(eccv16_release, photo_folder, tmp_path):
+    weights_file = eccv16_release[1]
+    code, out, err = run_cli("colorize", photo_folder / "test", "--pretrained", weights_file, "-o", tmp_path / "out",
+                             "--size", 64, "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crop8.png", "crop9.png"]
+
+    code, out, err = run_cli("evaluate", "--pretrained", weights_file, "--data", photo_folder, "--out",
+                             tmp_path / "eval", "--size", 64)
+    assert code == 0, err
+    assert all(f"| {method} |" in out for method in ("model", "gray", "random"))
+    assert (tmp_path / "eval" / "summary.csv").exists() and (tmp_path / "eval" / "per_image.csv").exists()
+
+    code, _, err = run_cli("export", "--pretrained", weights_file, "--format", "keras", "-o", tmp_path / "m.keras")
+    assert code == 0, err
+    exported = colorize.load_colorizer(tmp_path / "m.keras")
+    l_norm = color.normalize_l(photo_l(64, 64))[None]
+    np.testing.assert_allclose(exported(l_norm), load(None, path=weights_file)(l_norm), atol=1e-5)
+
+
+def test_a_name_that_is_not_a_release_or_file_is_one_line(tmp_path):
+    (tmp_path / "in").mkdir()
+    code, _, err = run_cli("colorize", tmp_path / "in", "--pretrained", "eccv17", "-o", tmp_path / "out")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "eccv17" in err
+
+
+def test_the_api_serves_siggraph17_and_its_hints_change_the_colours(siggraph17_release):
+    import io as bytes_io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from colorkit.experiments import PRETRAINED
+    from colorkit.web import create_app
+
+    app = create_app(f"{PRETRAINED}{siggraph17_release[1]}", size=64)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    described = client.get("/api/models").json()["models"][0]
+    assert described["takes_hints"] and described["working_size"] == [64, 64]
+    upload = bytes_io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(upload, format="PNG")
+    files = {"file": ("gray.png", upload.getvalue(), "image/png")}
+    plain = client.post("/api/colorize", files=files)
+    hinted = client.post("/api/colorize", files=files, data={"hints": '[{"x": 30, "y": 20, "rgb": [220, 30, 30], "size": 9}]'})
+    assert plain.status_code == hinted.status_code == 200
+    pixels = [np.asarray(Image.open(bytes_io.BytesIO(r.content)).convert("RGB"), np.float32) for r in (plain, hinted)]
+    assert np.abs(pixels[0] - pixels[1]).max() > 5  # the click is heard
+
+
+def test_train_init_fine_tunes_the_released_eccv16_over_its_own_bins(eccv16_release, photo_folder, tmp_path):
+    import json
+
+    import keras
+
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli("train", "--init", f"pretrained:{eccv16_release[1]}", "--data", photo_folder,
+                           "--image-size", 32, "--batch-size", 4, "--epochs", 1, "--steps-per-epoch", 1,
+                           "--out", run_dir, "--quiet")
+    assert code == 0, err
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["init"].endswith(".pth") and config["learning_rate"] == 3e-5 and config["model_options"] == {}
+    assert np.load(run_dir / "prior_313.npy").shape == (313,)  # the release's own bins, not the kit's
+    trained = keras.models.load_model(run_dir / "checkpoints" / "last.keras", compile=False)
+    start = load(None, path=eccv16_release[1])
+    assert trained.get_layer("model1.0").get_weights()[0].shape == start.get_layer("model1.0").get_weights()[0].shape
+    assert not np.array_equal(trained.get_layer("model8.6").get_weights()[0],
+                              start.get_layer("model8.6").get_weights()[0])  # one step moved it
+    colorizer = colorize.load_colorizer(run_dir)
+    assert colorizer.outputs[0].shape[-1] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--init", "pretrained:siggraph17"], "--init takes"),
+    (["--init", "eccv16"], "--init takes"),
+    (["--init", "pretrained:eccv16", "--model", "strided_cnn"], "zhang_eccv16"),
+])
+def test_init_is_checked_before_anything_is_written(tmp_path, args, message):
+    code, _, err = run_cli("train", *args, "--out", tmp_path / "run")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -39,7 +39,7 @@ from colorkit.pretrained import networks, weights
 from colorkit.pretrained.networks import bin_centres, eccv16, siggraph17
 from colorkit.pretrained.torch_file import read_state_dict
 
-__all__ = ["RELEASES", "load", "convert", "identify", "download", "sha256", "eccv16", "siggraph17", "bin_centres",
+__all__ = ["RELEASES", "load", "load_spec", "logits_model", "convert", "identify", "download", "sha256", "eccv16", "siggraph17", "bin_centres",
            "read_state_dict"]
 
 
@@ -225,3 +225,18 @@ def load(name: str | None, path=None, *, annealed_mean: bool = False,
     annealed = eccv16(annealed_mean=True, temperature=temperature)
     annealed.set_weights(model.get_weights())
     return annealed
+
+
+def load_spec(spec: str) -> keras.Model:
+    """What ``--pretrained`` takes: a release's name (found in the cache or
+    downloaded, as ``load`` does) or the path of a released ``.pth`` file."""
+    return load(spec) if spec in RELEASES else load(None, path=spec)
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The released ECCV16 up to its 313 logits per pixel at 1/4 size (the weights
+    are shared, not copied): what fine-tuning trains with Zhang et al.'s
+    rebalanced cross-entropy over the release's own bins (``bin_centres(model)``)."""
+    if model.name != "eccv16":
+        raise ColorkitError(f"fine-tuning starts from the released eccv16 classifier; this file holds {model.name}")
+    return keras.Model(model.input, model.get_layer("softmax").input, name="eccv16_logits")

@@ -17,7 +17,7 @@ from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
 from colorkit.training.records import EpochRecords
 from colorkit.training.setup import (
-    build_model, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
+    build_model, classification_bins, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
     precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
 )
 
@@ -76,7 +76,7 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
     sample_rgb = fixed_validation_batch(config, files)
     record_start(run_dir, config, split, model)
 
-    bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
+    bins = classification_bins(config) if config.loss == "rebalanced_ce" else None
     class_weights, colorizer = None, regression_colorizer
     if bins is not None:
         prior = runs.prior(run_dir, config, files, bins)
