@@ -95,7 +95,7 @@ def test_bad_options_are_colorkit_errors(name, options):
         ("unet_generator", "depth", True, "a whole number in [3, 8]"),
         ("unet_generator", "depth", 2, "a whole number in [3, 8]"),
         ("patchgan", "depth", 7, "a whole number in [1, 6]"),
-        ("zhang_eccv16", "num_bins", 2, "a whole number at least 3"),
+        ("zhang_eccv16", "num_bins", 2, "a whole number, at least 3"),
         ("zhang_eccv16", "head", "softmax", "one of classification, regression"),
         ("strided_cnn", "name", "", "a non-empty string"),
     ],
