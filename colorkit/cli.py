@@ -129,7 +129,7 @@ def add_train_command(subparsers):
 #: CLI flags copied into TrainConfig fields of the same name when given.
 _TRAIN_FLAGS = ("image_size", "epochs", "batch_size", "seed", "steps_per_epoch", "learning_rate", "pretrain_epochs",
                 "l1_weight", "sample_every", "trainer", "loss", "optimizer", "strategy", "mixed_precision",
-                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location", "init")
+                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location", "init", "keep")
 
 
 def train_config_from_args(args):

@@ -38,6 +38,7 @@ CHOICES = {
     "jit_compile": ("auto", "on", "off"),
     "gan_loss": ("bce", "lsgan"),
     "hint_location": LOCATIONS,
+    "keep": ("best", "last"),
 }
 #: The families with a user-guided (hint) variant; global hints only on the U-Net.
 HINT_MODELS = ("unet_generator", "strided_cnn")
@@ -92,6 +93,9 @@ class TrainConfig:
     # start from Zhang et al.'s released ECCV16 weights: "pretrained:eccv16" or "pretrained:FILE.pth"
     init: str | None = None
     # output
+    # the checkpoint evaluate and colorize use (fit): "best", the epoch of lowest validation loss, or
+    # "last", the last epoch (when the validation split is too small to choose by)
+    keep: str = "best"
     sample_every: int = 1  # epochs between sample grids
     out: str | None = None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -220,18 +221,41 @@ def colour_prior(files, image_size: int, bins) -> np.ndarray:
 
 
 def find_model_file(source) -> Path:
-    """A ``.keras`` file, or the trained model of a run folder (``MODEL_FILES``, best first)."""
+    """A ``.keras`` file, or the trained model of a run folder: the checkpoint its
+    recipe keeps (``kept``), else the first of ``MODEL_FILES`` there is."""
     path = Path(source)
     if path.is_dir():
-        for name in MODEL_FILES:
-            if (path / name).exists():
-                return path / name
+        kept_file = path / kept(path)["checkpoint"] if (path / "config.json").exists() else None
+        for candidate in ([kept_file] if kept_file else []) + [path / name for name in MODEL_FILES]:
+            if candidate.exists():
+                return candidate
         raise ColorkitError(f"no trained model in {path}: expected one of {', '.join(MODEL_FILES)}")
     if path.suffix != ".keras":
         raise ColorkitError(f"{path} is not a .keras model file or a run folder")
     if not path.exists():
         raise ColorkitError(f"model file {path} does not exist")
     return path
+
+
+def kept(run_dir) -> dict:
+    """Which checkpoint of a run evaluation and inference use, the epoch it holds
+    (counted from 1) and why: ``{"checkpoint", "epoch", "epochs", "why"}``, so a
+    table can name what it evaluated."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if config.trainer == "gan":
+        epochs = config.pretrain_epochs + config.epochs
+        return {"checkpoint": "checkpoints/generator.keras", "epoch": epochs, "epochs": epochs,
+                "why": "the generator after the last step (the GAN loop has no validation loss to choose by)"}
+    state_file = run_dir / "backup" / "state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+    done = state.get("epochs_done", 0)
+    if config.keep == "last":
+        return {"checkpoint": "checkpoints/last.keras", "epoch": done, "epochs": done,
+                "why": "the last epoch (the recipe keeps the last)"}
+    best = state.get("best_epoch")
+    return {"checkpoint": "checkpoints/best.keras", "epoch": None if best is None else best + 1, "epochs": done,
+            "why": f"the lowest validation loss ({state.get('best', math.nan):.4g})"}
 
 
 def find_colorizer_file(source) -> Path:

@@ -197,6 +197,21 @@ def test_a_run_probes_each_file_of_its_split_once(sample_root, tmp_path, monkeyp
     assert set(probed.values()) == {1}  # once each, though four datasets (train, val, samples, prior) read them
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_the_kept_checkpoint_is_named_with_its_epoch_and_why(sample_root, tmp_path, keep):
+    from colorkit import runs
+
+    config = small_config(sample_root, tmp_path / "run", epochs=3, steps_per_epoch=1, keep=keep)
+    run_dir = training.fit(config, verbose=0)
+    kept = runs.kept(run_dir)
+    rows = history_rows(run_dir)
+    lowest = min(rows, key=lambda r: float(r["val_loss"]))
+    expected = 3 if keep == "last" else int(lowest["epoch"]) + 1
+    assert kept["epochs"] == 3 and kept["epoch"] == expected and kept["why"]
+    assert runs.find_model_file(run_dir) == run_dir / kept["checkpoint"]
+    assert kept["checkpoint"].endswith(f"{keep}.keras")
+
+
 def test_resuming_a_finished_run_trains_nothing_and_more_epochs_continue_it(sample_root, tmp_path):
     config = small_config(sample_root, tmp_path / "run", epochs=1, steps_per_epoch=2)
     training.fit(config, verbose=0)

@@ -86,7 +86,8 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
         compile_model(model, config, class_weights, bins)
 
     grid = lambda model, path: write_sample_grid(colorizer(model), sample_rgb, path)  # noqa: E731
-    records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every)
+    records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every,
+                           keep=config.keep)
     tensorboard = keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0)
     model.fit(
         train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
