@@ -38,6 +38,7 @@ ITEMS = {
     "inference": ("bench.inference", "5. a 1024x768 JPEG end to end per model; a folder of 100 images"),
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
     "video": ("bench.video", "7. clips: frames/s for none/ema/flow at 256 px and 720p; memory, 100 vs 1,000 frames"),
+    "pretrained": ("bench.pretrained", "8. Zhang et al.'s released ECCV16 / SIGGRAPH17, one photo: Keras vs PyTorch"),
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
@@ -98,6 +99,10 @@ class Scale:
     video_width: float = 0.25  # a light network, so the figures show the work around it
     video_memory_counts: tuple = (100, 1_000)
     video_memory_size: int = 64
+    # 8. the released models (full size; image sides multiples of 8), width x height
+    pretrained_models: tuple = ("eccv16", "siggraph17")
+    pretrained_sizes: tuple = ((256, 256), (1024, 768))
+    pretrained_repeats: int = 3
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
     # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
@@ -110,7 +115,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(), video_frames=8,
+    one_core_items=(), video_frames=8, pretrained_repeats=1,
 )
 
 
@@ -318,6 +323,7 @@ def tiny(**changes) -> Scale:
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
         allocator_items=("lab",), one_core_items=("lab",), video_sizes=((32, 32), (24, 40)), video_frames=3,
         video_working_size=32, video_memory_counts=(4, 8), video_memory_size=32,
+        pretrained_models=("eccv16",), pretrained_sizes=((32, 24),), pretrained_repeats=1,
     )
     return dataclasses.replace(small, **changes)
 

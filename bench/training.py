@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from bench.common import Comparison, Timing, peak_rss_mib, photo_crops, reset_peak_rss, rss_mib
 from colorkit import color, experiments, models
-from colorkit.training import fit, gan, setup
+from colorkit.training import gan, setup
+from colorkit.training.fit import compile_model
 
 ITEM = "4 training"
 #: The GAN pair is timed as one step under the generator's name.
@@ -69,8 +70,8 @@ class TrainingStep:
                 self.run = self._fit_step()
 
     def _fit_step(self):
-        """``model.train_on_batch`` after ``fit.compile_model``: the step ``fit`` runs."""
-        model = fit.compile_model(setup.build_model(self.config), self.config)
+        """``model.train_on_batch`` after ``compile_model``: the step ``fit`` runs."""
+        model = compile_model(setup.build_model(self.config), self.config)
         target = self.ab_norm
         if self.config.loss == "rebalanced_ce":  # the classifier's target: ab at its quarter resolution
             target = tf.nn.avg_pool2d(self.ab_norm, 4, 4, "VALID")

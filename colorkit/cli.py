@@ -118,6 +118,8 @@ def add_train_command(subparsers):
     guided.add_argument("--global-hints", action="store_true", default=None,
                         help="also a global hint: the target's ab histogram (unet_generator)")
     run = parser.add_argument_group("the run")
+    what.add_argument("--init", metavar="pretrained:eccv16",
+                      help="fine-tune Zhang et al.'s released ECCV16 (or pretrained:FILE.pth) on your data")
     run.add_argument("--out", help="run folder (default runs/<model>-<time>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -127,19 +129,23 @@ def add_train_command(subparsers):
 #: CLI flags copied into TrainConfig fields of the same name when given.
 _TRAIN_FLAGS = ("image_size", "epochs", "batch_size", "seed", "steps_per_epoch", "learning_rate", "pretrain_epochs",
                 "l1_weight", "sample_every", "trainer", "loss", "optimizer", "strategy", "mixed_precision",
-                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location")
+                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location", "init", "keep")
 
 
 def train_config_from_args(args):
     """The ``TrainConfig`` a ``train`` command line asks for (not yet validated)."""
     from colorkit import experiments
 
+    if args.init and not args.model:
+        args.model = "zhang_eccv16"  # the family of the released network --init starts from
     if not args.model and not args.experiment:
-        raise ColorkitError("say what to train: --model NAME or --experiment NAME")
+        raise ColorkitError("say what to train: --model NAME, --experiment NAME or --init pretrained:eccv16")
     experiment = args.experiment or experiments.default_experiment_for(args.model)
     changes = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
     if args.model:
         changes["model"] = args.model
+    if args.init:  # the released architecture, at Zhang et al.'s own learning rate unless one is given
+        changes.update(model_options={}, learning_rate=args.learning_rate or experiments.FINE_TUNING_RATE)
     if args.model_option:
         changes["model_options"] = dict(map(parse_key_value, args.model_option))
     changes.update(data_changes(args))
@@ -180,7 +186,7 @@ def add_evaluate_command(subparsers):
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--video", nargs="+", metavar="CLIP",
                         help="colour clips: made gray, colorized frame by frame, with ema and with flow, and scored")
-    parser.add_argument("--size", type=int, help="--video: working size of a model that takes any size (default 256)")
+    parser.add_argument("--size", type=int, help="working size of a model without a run folder (default 256)")
     parser.add_argument("--out", help="output folder (default RUN/eval/SPLIT, or RUN/eval/video with --video)")
     parser.set_defaults(func=run_evaluate)
 
@@ -188,12 +194,17 @@ def add_evaluate_command(subparsers):
 def run_evaluate(args) -> int:
     if args.video:
         return run_evaluate_video(args)
-    from colorkit import evaluate
+    from colorkit import colorize, evaluate
 
-    if not args.run:
-        raise ColorkitError("evaluating on images needs --run RUN_DIR (a --model file has no data split); "
-                            "--video CLIP... takes either")
-    out = evaluate.evaluate_run(args.run, split_name=args.split, data_root=args.data, out=args.out)
+    if args.run:
+        out = evaluate.evaluate_run(args.run, split_name=args.split, data_root=args.data, out=args.out)
+    elif args.data and args.out:
+        colorizer = colorize.load_colorizer(model_source(args))
+        out = evaluate.evaluate_on_folder(colorizer, args.data, args.out, split_name=args.split,
+                                          image_size=args.size or colorize.DEFAULT_SIZE)
+    else:
+        raise ColorkitError("say what to evaluate: --run RUN_DIR, or a model (--model, --pretrained) with "
+                            "--data DIR and --out DIR")
     print((out / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"tables written to {out}")
     return 0
@@ -207,19 +218,28 @@ def run_evaluate_video(args) -> int:
     from colorkit.video import evaluate
 
     if not args.out and not args.run:
-        raise ColorkitError("--video with --model needs --out DIR for the tables and plots")
+        raise ColorkitError("--video with --model or --pretrained needs --out DIR for the tables and plots")
     out = Path(args.out) if args.out else Path(args.run) / "eval" / "video"
-    evaluate.evaluate_clips(colorize.load_colorizer(args.run or args.model), args.video, out, size=args.size)
+    evaluate.evaluate_clips(colorize.load_colorizer(model_source(args)), args.video, out, size=args.size)
     print((out / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"tables and plots written to {out}")
     return 0
 
 
 def add_model_source(parser, required: bool = True):
-    """``--run RUN_DIR`` or ``--model FILE``: where the trained model comes from (one of them)."""
+    """``--run RUN_DIR``, ``--model FILE`` or ``--pretrained NAME``: where the model comes from (one of them)."""
     source = parser.add_mutually_exclusive_group(required=required)
     source.add_argument("--run", metavar="RUN_DIR", help="a run folder written by `train` (its best checkpoint)")
     source.add_argument("--model", metavar="FILE", help="a .keras model file")
+    source.add_argument("--pretrained", metavar="NAME", help="Zhang et al.'s released eccv16 or siggraph17 "
+                        "(downloaded once into the Keras cache), or the path of such a .pth file")
+
+
+def model_source(args) -> str:
+    """The source ``colorize.load_colorizer`` takes, from ``add_model_source``'s flags."""
+    from colorkit.experiments import PRETRAINED
+
+    return args.run or args.model or f"{PRETRAINED}{args.pretrained}"
 
 
 def add_colorize_command(subparsers):
@@ -267,7 +287,7 @@ def run_colorize(args) -> int:
     hints = batch.read_hints_file(args.hints) if args.hints else None
     reference = load_rgb(args.reference) if args.reference else None
     jobs, problems = batch.plan_jobs(images, args.out) if images else ([], [])
-    colorizer = colorize.load_colorizer(args.run or args.model)
+    colorizer = colorize.load_colorizer(model_source(args))
     for source, problem in problems:
         _report_failure(f"{source} {problem}")
     failures = batch.colorize_jobs(colorizer, jobs, size=args.size, hints=hints, reference=reference,
@@ -313,7 +333,7 @@ def run_serve(args) -> int:
             raise ColorkitError(f"--max-upload-mb must be a positive number, got {args.max_upload_mb}")
         given["max_upload_bytes"] = max(1, int(args.max_upload_mb * 1024 * 1024))
     limits = Limits(**{name: value for name, value in given.items() if value is not None})
-    serve(args.run or args.model, host=args.host, port=args.port, limits=limits, size=args.size,
+    serve(model_source(args), host=args.host, port=args.port, limits=limits, size=args.size,
           allow_hosts=args.allow_host)
     return 0
 
@@ -333,7 +353,7 @@ def add_export_command(subparsers):
 def run_export(args) -> int:
     from colorkit import batch
 
-    path = batch.export_model(args.run or args.model, args.format, args.out)
+    path = batch.export_model(model_source(args), args.format, args.out)
     print(f"exported the {args.format} model to {path}")
     return 0
 

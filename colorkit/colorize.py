@@ -33,6 +33,7 @@ from colorkit import color, hints as hint_tools, runs
 from colorkit.checks import check_whole
 from colorkit.data.decode import load_rgb, load_stored
 from colorkit.errors import ColorkitError
+from colorkit.experiments import PRETRAINED
 from colorkit.quantize import DEFAULT_TEMPERATURE
 
 #: working size of a model that takes any size, when none is asked for
@@ -57,9 +58,15 @@ def load_model(source) -> keras.Model:
 
 
 def load_colorizer(source) -> keras.Model:
-    """The model of a run folder or ``.keras`` file, ready for inference: a run's
-    ``colorizer.keras`` holds its decode step (the temperature it was trained
-    with), so no configuration needs to be read; anything else goes through ``as_colorizer``."""
+    """The model of ``source``, ready for inference: a run folder, a ``.keras``
+    file, or a released model (``pretrained:NAME``; fetched and converted once). A
+    run's ``colorizer.keras`` holds its decode step (the temperature it was
+    trained with), so no configuration needs to be read; anything else goes
+    through ``as_colorizer``."""
+    if str(source).startswith(PRETRAINED):  # pretrained:eccv16, pretrained:siggraph17, pretrained:FILE.pth
+        from colorkit import pretrained
+
+        return pretrained.load_spec(str(source)[len(PRETRAINED):])
     return as_colorizer(_load(runs.find_colorizer_file(source)))
 
 

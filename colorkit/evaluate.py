@@ -3,7 +3,8 @@ report should show (gray: ab = 0; random colours), per image and summarised.
 
 Writes ``per_image.csv`` (one row per method and image) and ``summary.csv`` /
 ``summary.md`` (one row per method: mean and 95% confidence interval of each
-metric) into the output folder; for a user-guided model also ``hints_curve``
+metric, and which checkpoint was evaluated) into the output folder, split by
+kind of image in ``summary_by_kind`` (the sample set's shapes and photos); for a user-guided model also ``hints_curve``
 (PSNR against the number of hints a simulated user gives). The rebalanced AuC weighs pixels by the inverse
 of the *training* split's colour prior, as Zhang et al. do.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from colorkit import color, colorize, hints, metrics, quantize, report, runs
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
+from colorkit.experiments import TrainConfig
 
 
 def load_split_images(config, split_name: str, split: dict) -> tuple[list[str], np.ndarray]:
@@ -78,9 +80,52 @@ def write_hint_curve(colorizer, truth: np.ndarray, out: Path, seed: int = 0) -> 
     return rows
 
 
+#: Kinds of image an evaluation reports apart, told by a folder of that name in the path (the sample set's).
+KINDS = ("shapes", "photos")
+
+
+def image_kind(path) -> str | None:
+    """"shapes" or "photos" when a folder of the path says so, else None."""
+    parts = Path(path).parts
+    return next((kind for kind in KINDS if kind in parts), None)
+
+
+def evaluate_colorizer(colorizer, paths, truth: np.ndarray, prior, out, seed: int = 0, kept: dict | None = None) -> Path:
+    """Score ``colorizer`` and the baselines on ``truth`` (the RGB images of ``paths``,
+    at the working size) and write into ``out``: ``per_image``, ``summary`` (one
+    row per method over all images) and, when the images are of several kinds,
+    ``summary_by_kind`` (one row per kind and method, "all" first), plus a hint
+    model's curve. ``kept`` (``runs.kept``) names the checkpoint in the model's rows."""
+    out = Path(out)
+    rows = []
+    for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, seed).items():
+        for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
+            rows.append({"method": method, "kind": image_kind(path) or "all", "image": path, **row})
+    report.write_table(rows, out / "per_image")
+    report.write_table(_named(metrics.summarize(rows, by="method"), kept), out / "summary")
+    kinds = sorted({row["kind"] for row in rows} - {"all"})
+    if kinds:
+        by_kind = [{"kind": "all", **row} for row in metrics.summarize(rows, by="method")]
+        for kind in kinds:
+            chosen = [row for row in rows if row["kind"] == kind]
+            by_kind += [{"kind": kind, **row} for row in metrics.summarize(chosen, by="method")]
+        report.write_table(_named(by_kind, kept), out / "summary_by_kind")
+    if hints.takes_hints(colorizer):
+        write_hint_curve(colorizer, truth, out, seed=seed)
+    return out
+
+
+def _named(summary: list[dict], kept: dict | None) -> list[dict]:
+    """The summary rows with the evaluated checkpoint named in the model's rows."""
+    if kept is None:
+        return summary
+    name = f"{Path(kept['checkpoint']).name}, epoch {kept['epoch']} of {kept['epochs']}: {kept['why']}"
+    return [{**row, "checkpoint": name if row["method"] == "model" else ""} for row in summary]
+
+
 def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) -> Path:
-    """Evaluate the run's best model on a split (of its own data, or of the folder
-    ``data_root``); returns the output folder."""
+    """Evaluate the run's model on a split (of its own data, or of the folder
+    ``data_root``); returns the output folder. The rebalanced AuC uses the run's training prior."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
     split = runs.load_split(config)
@@ -89,13 +134,17 @@ def evaluate_run(run_dir, split_name: str = "test", data_root=None, out=None) ->
         split = runs.load_split(config.replace(dataset="folder", root=str(data_root), dataset_options={}))
     paths, truth = load_split_images(config, split_name, split)
     out = Path(out) if out else run_dir / "eval" / split_name
-    rows = []
-    colorizer = colorize.load_colorizer(run_dir)
-    for method, (pred_rgb, pred_ab) in method_predictions(colorizer, truth, config.seed).items():
-        for path, row in zip(paths, metrics.evaluate_images(pred_rgb, truth, prior=prior, pred_ab=pred_ab)):
-            rows.append({"method": method, "image": path, **row})
-    report.write_table(rows, out / "per_image")
-    report.write_table(metrics.summarize(rows, by="method"), out / "summary")
-    if hints.takes_hints(colorizer):
-        write_hint_curve(colorizer, truth, out, seed=config.seed)
-    return out
+    return evaluate_colorizer(colorize.load_colorizer(run_dir), paths, truth, prior, out, seed=config.seed,
+                              kept=runs.kept(run_dir))
+
+
+def evaluate_on_folder(colorizer, data_root, out, split_name: str = "test", image_size: int = 256,
+                       seed: int = 0) -> Path:
+    """Evaluate a model that has no run folder (a released model, a ``.keras`` file)
+    on a split of the folder ``data_root`` (its train/ val/ test/, else a seeded
+    70/10/20) at ``image_size``; the rebalanced AuC uses that folder's training prior."""
+    config = TrainConfig(dataset="folder", root=str(data_root), image_size=image_size, seed=seed)
+    split = runs.load_split(config)
+    paths, truth = load_split_images(config, split_name, split)
+    prior = runs.colour_prior(split["train"] or paths, image_size, quantize.ab_bins())
+    return evaluate_colorizer(colorizer, paths, truth, prior, out, seed=seed)

@@ -24,6 +24,10 @@ from colorkit.quantize import DEFAULT_TEMPERATURE
 SCALES = ("smoke", "quick", "full")
 #: Set to 1 (the tests do) to run every notebook at the ``smoke`` scale whatever its SCALE cell says.
 SMOKE_ENV = "COLORKIT_SMOKE"
+#: Fine-tuning a released network: Zhang et al.'s Adam learning rate (their training's, 3e-5).
+FINE_TUNING_RATE = 3e-5
+#: The prefix of a model source naming one of Zhang et al.'s released models (``colorkit.pretrained``).
+PRETRAINED = "pretrained:"
 #: The allowed values of each choice of ``TrainConfig``.
 CHOICES = {
     "trainer": ("fit", "gan"),
@@ -34,6 +38,7 @@ CHOICES = {
     "jit_compile": ("auto", "on", "off"),
     "gan_loss": ("bce", "lsgan"),
     "hint_location": LOCATIONS,
+    "keep": ("best", "last"),
 }
 #: The families with a user-guided (hint) variant; global hints only on the U-Net.
 HINT_MODELS = ("unet_generator", "strided_cnn")
@@ -85,7 +90,12 @@ class TrainConfig:
     strategy: str = "default"  # "default", "mirrored" or "multi_worker"
     mixed_precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
     jit_compile: str = "auto"  # "auto", "on" or "off"
+    # start from Zhang et al.'s released ECCV16 weights: "pretrained:eccv16" or "pretrained:FILE.pth"
+    init: str | None = None
     # output
+    # the checkpoint evaluate and colorize use (fit): "best", the epoch of lowest validation loss, or
+    # "last", the last epoch (when the validation split is too small to choose by)
+    keep: str = "best"
     sample_every: int = 1  # epochs between sample grids
     out: str | None = None
 
@@ -135,8 +145,20 @@ class TrainConfig:
             raise ColorkitError(f"--hints needs a model with a hint variant ({', '.join(HINT_MODELS)}), not {self.model}")
         if self.global_hints and (not self.hints or self.model != "unet_generator"):
             raise ColorkitError("--global-hints needs --hints and the unet_generator model")
+        if self.init is not None:
+            self._check_init()
         if self.jit_compile == "on" and self.strategy != "default":
             raise ColorkitError("--jit-compile on cannot be forced together with a distribution strategy; use auto")
+
+    def _check_init(self) -> None:
+        """Fine-tuning starts from the released ECCV16 and trains it as Zhang et al. did."""
+        spec = self.init.removeprefix(PRETRAINED)
+        if not self.init.startswith(PRETRAINED) or not (spec == "eccv16" or spec.endswith(".pth")):
+            raise ColorkitError(f"--init takes pretrained:eccv16 or pretrained:FILE.pth (the released ECCV16 "
+                                f"weights), got {self.init!r}")
+        if self.model != "zhang_eccv16" or self.model_options or self.loss != "rebalanced_ce" or self.hints:
+            raise ColorkitError("--init pretrained:eccv16 fine-tunes the released network as Zhang et al. trained "
+                                "it: --model zhang_eccv16, --loss rebalanced_ce, no --model-option, no --hints")
 
     @property
     def is_classifier(self) -> bool:

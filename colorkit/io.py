@@ -29,22 +29,28 @@ def _temporary_sibling(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
-
-    Use it for writers that want a file name (``model.save``, ``np.save``,
-    ``fig.savefig``). If the block raises, the temporary file is removed and
-    ``path`` is left exactly as it was. The parent folder is created if needed.
-    """
+def _written_beside(path, commit, discard):
+    """Yield a temporary name next to ``path``; ``commit(tmp, path)`` on success,
+    ``discard(tmp)`` if the block raises. The parent folder is created if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
+
+
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    Use it for writers that want a file name (``model.save``, ``np.save``,
+    ``fig.savefig``). If the block raises, the temporary file is removed and
+    ``path`` is left exactly as it was.
+    """
+    return _written_beside(path, os.replace, lambda tmp: tmp.unlink(missing_ok=True))
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -63,17 +69,8 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-@contextlib.contextmanager
 def atomic_folder(path):
     """Yield a temporary folder path next to ``path`` (not yet created); rename it
     onto ``path``, which must not exist, on success. If the block raises, the
     temporary folder is removed and nothing appears at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        yield tmp
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return _written_beside(path, os.rename, lambda tmp: shutil.rmtree(tmp, ignore_errors=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -194,35 +195,67 @@ def prior(run_dir: Path, config: TrainConfig, split: dict, bins) -> np.ndarray:
     """The empirical prior over the ab bins from the training pixels (``split["train"]``:
     paths or probed files), computed once and kept in the run folder for resuming,
     evaluating (rebalanced AuC) and notebooks."""
-    from colorkit import color, quantize
-    from colorkit.data import pipeline
+    from colorkit import quantize
 
-    path = Path(run_dir) / "prior.npy"
+    own_bins = len(bins) == len(quantize.ab_bins())  # a released model's 313 bins get a file of their own
+    path = Path(run_dir) / ("prior.npy" if own_bins else f"prior_{len(bins)}.npy")
     if path.exists():
         return np.load(path)
-    pixels = pipeline.make_dataset(split["train"], image_size=config.image_size, batch_size=32)
-    values = quantize.empirical_prior((color.denormalize_ab(ab) for _, ab in pixels), bins=bins)
+    values = colour_prior(split["train"], config.image_size, bins)
     with atomic_path(path) as tmp:
         np.save(tmp, values)
     return values
+
+
+def colour_prior(files, image_size: int, bins) -> np.ndarray:
+    """The empirical prior over ``bins`` of the pixels of ``files`` (paths or probed
+    files) at ``image_size``: how often each colour class occurs."""
+    from colorkit import color, quantize
+    from colorkit.data import pipeline
+
+    pixels = pipeline.make_dataset(files, image_size=image_size, batch_size=32)
+    return quantize.empirical_prior((color.denormalize_ab(ab) for _, ab in pixels), bins=bins)
 
 
 # --- The trained model ------------------------------------------------------------------------
 
 
 def find_model_file(source) -> Path:
-    """A ``.keras`` file, or the trained model of a run folder (``MODEL_FILES``, best first)."""
+    """A ``.keras`` file, or the trained model of a run folder: the checkpoint its
+    recipe keeps (``kept``), else the first of ``MODEL_FILES`` there is."""
     path = Path(source)
     if path.is_dir():
-        for name in MODEL_FILES:
-            if (path / name).exists():
-                return path / name
+        kept_file = path / kept(path)["checkpoint"] if (path / "config.json").exists() else None
+        for candidate in ([kept_file] if kept_file else []) + [path / name for name in MODEL_FILES]:
+            if candidate.exists():
+                return candidate
         raise ColorkitError(f"no trained model in {path}: expected one of {', '.join(MODEL_FILES)}")
     if path.suffix != ".keras":
         raise ColorkitError(f"{path} is not a .keras model file or a run folder")
     if not path.exists():
         raise ColorkitError(f"model file {path} does not exist")
     return path
+
+
+def kept(run_dir) -> dict:
+    """Which checkpoint of a run evaluation and inference use, the epoch it holds
+    (counted from 1) and why: ``{"checkpoint", "epoch", "epochs", "why"}``, so a
+    table can name what it evaluated."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if config.trainer == "gan":
+        epochs = config.pretrain_epochs + config.epochs
+        return {"checkpoint": "checkpoints/generator.keras", "epoch": epochs, "epochs": epochs,
+                "why": "the generator after the last step (the GAN loop has no validation loss to choose by)"}
+    state_file = run_dir / "backup" / "state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+    done = state.get("epochs_done", 0)
+    if config.keep == "last":
+        return {"checkpoint": "checkpoints/last.keras", "epoch": done, "epochs": done,
+                "why": "the last epoch (the recipe keeps the last)"}
+    best = state.get("best_epoch")
+    return {"checkpoint": "checkpoints/best.keras", "epoch": None if best is None else best + 1, "epochs": done,
+            "why": f"the lowest validation loss ({state.get('best', math.nan):.4g})"}
 
 
 def find_colorizer_file(source) -> Path:

@@ -60,3 +60,14 @@ def colour_run(tmp_path_factory):
     (run / "checkpoints").mkdir()
     strong_colour_model().save(run / "checkpoints" / "best.keras")
     return run
+
+
+def stop(process, grace: float = 20) -> None:
+    """End a server the tests started: ask it to stop, then kill it if it does not within ``grace`` seconds."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()

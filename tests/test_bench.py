@@ -44,7 +44,7 @@ def test_a_tiny_run_of_every_item_writes_results_with_ratios_against_baseline_ro
     frame = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
     assert tuple(frame.columns) == common.COLUMNS and len(frame) == len(rows)
     assert "| item | case | method |" in (tmp_path / "results.md").read_text()
-    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "5", "6", "7"}
+    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "5", "6", "7", "8"}
 
     for row in frame.itertuples():
         assert math.isfinite(row.ratio) and row.ratio > 0 and row.value > 0, row
@@ -58,7 +58,7 @@ def test_a_tiny_run_of_every_item_writes_results_with_ratios_against_baseline_ro
         assert row.baseline_value == baseline["value"].iloc[0] and row.unit == baseline["unit"].iloc[0]
         assert row.ratio == pytest.approx(common.ratio_against(row.value, row.baseline_value, row.unit))
     judged = frame[frame["target"] != ""]
-    assert set(judged["met"]) <= {"yes", "NO"} and len(judged) >= 6  # items 1, 2, 3, both halves of 6, and 7
+    assert set(judged["met"]) <= {"yes", "NO"} and len(judged) >= 6  # items 1, 2, 3, both halves of 6, 7 and 8
     one_core = frame[frame["case"].str.endswith(f"[{runner.ONE_CORE}]")]
     assert set(one_core["role"]) == {"baseline", "kit"}  # item 1 again in a child pinned to one core
 

@@ -21,6 +21,7 @@ from PIL import Image
 from skimage import data as photos
 
 from colorkit import metrics
+from conftest import stop
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 #: switches for a headless, sandbox-less (root, containers) Chromium that reaches nothing but the page
@@ -88,11 +89,7 @@ def server(colour_run):
         wait_until_healthy(url, process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def page_state(driver) -> str:

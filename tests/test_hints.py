@@ -265,7 +265,7 @@ def test_a_short_training_listens_to_hints_on_held_out_images(sample_root, tmp_p
     assert hints.takes_hints(model)
     rows = evaluate.psnr_by_hint_count(model, truth, counts=(0, 10, 50))
     curve = {row["hints"]: row["psnr_db"] for row in rows}
-    assert curve[10] > curve[0] + 0.3 and curve[50] > curve[10] + 0.5, curve
+    assert curve[10] > curve[0] + 0.2 and curve[50] > curve[10] + 0.5, curve
 
 
 def test_hint_options_are_checked_before_training():

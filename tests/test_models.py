@@ -75,11 +75,42 @@ def test_size_not_a_multiple_is_refused_before_building(name):
         ("resnet18_decoder", {"upsample": "cubic"}),
         ("unet_generator", {"depth": 9}),
         ("strided_cnn", {"seed": -1}),
+        ("strided_cnn", {"input_shape": "64x64"}),
     ],
 )
 def test_bad_options_are_colorkit_errors(name, options):
     with pytest.raises(ColorkitError):
         models.build(name, **options)
+
+
+@pytest.mark.parametrize(
+    "name, option, value, wording",
+    [
+        ("strided_cnn", "width", True, "a number in (0, 16]"),  # a bool is not a number
+        ("resnet18_decoder", "width", 17, "a number in (0, 16]"),
+        ("patchgan", "seed", 1.5, "a whole number in [0, 4294967295]"),
+        ("strided_cnn", "hints", "yes", "True or False"),
+        ("resnet18_decoder", "fusion", 1, "True or False"),
+        ("resnet18_decoder", "trunk_weights", 3, "a file path"),
+        ("unet_generator", "depth", True, "a whole number in [3, 8]"),
+        ("unet_generator", "depth", 2, "a whole number in [3, 8]"),
+        ("patchgan", "depth", 7, "a whole number in [1, 6]"),
+        ("zhang_eccv16", "num_bins", 2, "a whole number, at least 3"),
+        ("zhang_eccv16", "head", "softmax", "one of classification, regression"),
+        ("strided_cnn", "name", "", "a non-empty string"),
+    ],
+)
+def test_a_bad_option_is_named_with_what_it_must_be(name, option, value, wording):
+    with pytest.raises(ColorkitError) as error:
+        models.build(name, **{option: value})
+    assert str(error.value).startswith(f"{name}: {option} must be {wording}, got {value!r}")
+
+
+def test_required_multiple_checks_the_options_it_depends_on():
+    with pytest.raises(ColorkitError, match="depth"):
+        models.required_multiple("unet_generator", depth=9)
+    with pytest.raises(ColorkitError, match="accepts"):
+        models.required_multiple("patchgan", levels=3)
 
 
 def test_required_multiples():
@@ -130,7 +161,7 @@ def test_unet_keeps_the_input_size(height, width, fusion, rng):
 
 def test_unet_256_full_size_parameter_count_and_bottleneck(rng):
     model = models.build("unet_generator", input_shape=(256, 256, 1))
-    filters = pix2pix.ENCODER_FILTERS
+    filters = (64, 128, 256, 512, 512, 512, 512, 512)  # C64-C128-C256-C512-C512-C512-C512-C512
     down = conv_params(4, 1, 64, bias=False) + sum(
         conv_params(4, c_in, c_out, bias=False) + bn_params(c_out) for c_in, c_out in zip(filters, filters[1:])
     )
@@ -292,21 +323,70 @@ def test_reports_relu_output_cannot_be_negative_while_tanh_can(rng):
 # --- Seeds -----------------------------------------------------------------------------------
 
 
-def test_same_seed_same_weights_and_no_global_reseeding():
-    state = np.random.get_state()[1].copy()
-    first = models.build("resnet18_decoder", width=0.25, fusion=True, seed=5).get_weights()
-    second = models.build("resnet18_decoder", width=0.25, fusion=True, seed=5).get_weights()
-    other = models.build("resnet18_decoder", width=0.25, fusion=True, seed=6).get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
-    np.testing.assert_array_equal(np.random.get_state()[1], state)
+SEEDED = [
+    ("strided_cnn", {"width": 0.125, "hints": True}),
+    ("resnet18_decoder", {"width": 0.25, "fusion": True}),
+    ("unet_generator", {"input_shape": (64, 64, 1), "width": 0.125, "fusion": True, "hints": True,
+                        "global_hints": True}),
+    ("patchgan", {"width": 0.125}),
+]
+
+
+def random_weights(model):
+    """The weights drawn at random (BatchNorm's ones and zeros and the biases are not)."""
+    return [w.numpy() for w in model.weights if w.numpy().std() > 0]
+
+
+@pytest.mark.parametrize("name, options", SEEDED)
+def test_same_seed_same_weights_other_seed_other_weights(name, options):
+    first = random_weights(models.build(name, seed=5, **options))
+    other = random_weights(models.build(name, seed=6, **options))
+    again = random_weights(models.build(name, seed=5, **options))
+    assert len(first) > 4 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(not np.array_equal(a, b) for a, b in zip(first, other))  # every tensor, not only the first
+
+
+def test_a_build_does_not_depend_on_what_was_built_before():
+    alone = random_weights(models.build("patchgan", width=0.125, seed=2))
+    models.build("unet_generator", input_shape=(64, 64, 1), width=0.125, seed=2)
+    after = random_weights(models.build("patchgan", width=0.125, seed=2))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, after))
+
+
+def test_builds_leave_global_random_state_alone():
+    import random
+
+    import tensorflow as tf
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()[1].copy()
+    tf_state = tf.random.get_global_generator().state.numpy().copy()
+    for name, options in SEEDED:
+        models.build(name, seed=3, **options)
+    assert random.getstate() == python_state
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
+    np.testing.assert_array_equal(tf.random.get_global_generator().state.numpy(), tf_state)
 
 
 def test_layers_of_the_same_shape_get_different_weights():
     model = models.build("resnet18_decoder", width=0.25)
     trunk = model.get_layer(resnet.TRUNK_NAME)
     kernels = [trunk.get_layer(f"layer1_{block}_conv{conv}").kernel.numpy() for block in (0, 1) for conv in (1, 2)]
-    assert all(not np.array_equal(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1:])
+    unet = models.build("unet_generator", input_shape=(64, 64, 1), width=0.125)  # depth 6
+    kernels += [unet.get_layer(f"down{level}_conv").kernel.numpy() for level in (5, 6)]
+    gammas = [unet.get_layer(f"down{level}_bn").gamma.numpy() for level in (4, 5, 6)]
+    for group in (kernels[:4], kernels[4:], gammas):
+        assert all(a.shape == group[0].shape for a in group)
+        assert all(not np.array_equal(a, b) for i, a in enumerate(group) for b in group[i + 1:])
+
+
+def test_dropout_seeds_follow_the_build_seed():
+    def dropout_seeds(seed):
+        model = models.build("unet_generator", input_shape=(64, 64, 1), width=0.125, seed=seed)
+        return [layer.seed for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+
+    first = dropout_seeds(1)
+    assert first == dropout_seeds(1) and len(set(first)) == 3
+    assert set(first).isdisjoint(dropout_seeds(2))
 
 
 # --- Fusion -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import strong_colour_model
+from conftest import stop, strong_colour_model
 from fastapi.testclient import TestClient
 from PIL import Image
 from skimage import data as photos
@@ -438,11 +438,7 @@ def live_server(colour_run):
         assert match, line
         yield int(match[1])
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 30.0) -> bytes:

@@ -62,9 +62,9 @@ def test_fixed_sizes_and_refused_sizes():
     assert [tensor.name for tensor in model.inputs] == ["l"] and model.output_names == ["bin_logits"]
     assert zhang_inference_model(model).output_shape == (None, 64, 96, 2)
     with pytest.raises(ColorkitError, match="multiples of 8"):
-        build_zhang_eccv16(input_shape=(60, 64, 1))
+        models.build("zhang_eccv16", input_shape=(60, 64, 1))
     with pytest.raises(ColorkitError, match="num_bins"):
-        build_zhang_eccv16(num_bins=1)
+        models.build("zhang_eccv16", num_bins=1)
 
 
 # --- Architecture ------------------------------------------------------------------------------
@@ -189,9 +189,9 @@ def test_regression_head_parameters_and_shared_trunk():
 
 def test_regression_head_refuses_bins_and_unknown_heads():
     with pytest.raises(ColorkitError, match="num_bins"):
-        build_zhang_eccv16(width=0.0625, head="regression", num_bins=313)
+        models.build("zhang_eccv16", width=0.0625, head="regression", num_bins=313)
     with pytest.raises(ColorkitError, match="head"):
-        build_zhang_eccv16(width=0.0625, head="softmax")
+        models.build("zhang_eccv16", width=0.0625, head="softmax")
 
 
 def test_regression_head_is_used_as_it_is(small_regression):

@@ -1,14 +1,13 @@
-"""Pieces every model family shares: seeds, widths, size checks, BatchNorm, receptive fields.
+"""Pieces every model family shares: the weight seeds, channel counts, BatchNorm, resizing
+layers, and reading a built graph (inbound layers, receptive field).
 
-Nothing here is a model. The family files (strided_cnn.py, resnet.py, pix2pix.py)
-use these helpers so that each of them can be read top to bottom as the
-architecture alone.
+Nothing here is a model. The family files use these so that each reads top to bottom as
+its architecture alone.
 """
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from colorkit.errors import ColorkitError
@@ -18,99 +17,31 @@ L_CHANNELS = 1
 #: The regression output: normalised a and b.
 AB_CHANNELS = 2
 
-
-class Seeds:
-    """One build seed -> a different, reproducible seed for every random draw of a build.
-
-    A Keras initializer given an integer seed draws the same numbers each time it
-    is called, so sharing one instance would give every layer of the same shape
-    the same weights. Each layer therefore gets its own seed, drawn from a numpy
-    generator seeded with the build seed. This keeps ``build(name, seed=s)``
-    reproducible without reseeding Python, numpy and TensorFlow for the whole
-    process (which ``keras.utils.set_random_seed`` would do behind the caller's back).
-    """
-
-    def __init__(self, seed: int):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ColorkitError(f"seed must be a non-negative integer, got {seed!r}")
-        self._rng = np.random.default_rng(int(seed))
-
-    def next(self) -> int:
-        """A fresh seed for one layer (a Dropout, an initializer)."""
-        return int(self._rng.integers(0, 2**31 - 1))
-
-    def initializers(self, kind: str, **config):
-        """A function that returns a freshly seeded ``kind`` initializer on each call.
-
-        ``kind`` is a Keras initializer name ("glorot_uniform", "he_normal",
-        "random_normal"); ``config`` its other arguments (``mean``, ``stddev``)."""
-        initializer_class = type(keras.initializers.get(kind))
-
-        def make():
-            return initializer_class(seed=self.next(), **config)
-
-        return make
+#: The seed stream every initializer of colorkit's models draws from: a family declares its
+#: initializers once, ``KERNEL_INIT = keras.initializers.HeNormal(seed=WEIGHT_SEEDS)``, and its
+#: builder calls ``seed_weights(seed)`` first. Each weight tensor drawn advances the stream, so
+#: no two layers start alike, even of the same shape.
+WEIGHT_SEEDS = keras.random.SeedGenerator(0, name="colorkit_weight_seeds")
 
 
-def check_width(width, model_name: str) -> float:
-    """The width multiplier scales every hidden channel count; refuse nonsense early."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
-        raise ColorkitError(f"{model_name}: width must be a number in (0, 16], got {width!r}")
-    return float(width)
+def seed_weights(seed: int) -> None:
+    """Restart ``WEIGHT_SEEDS`` at ``seed``: the build that follows draws the same initial
+    weights for the same seed and different ones for another.
+
+    Only this stream restarts; Python's, numpy's and TensorFlow's global generators are
+    left as they are (``keras.utils.set_random_seed`` would reseed them all)."""
+    # (seed, 0): the state ``keras.random.SeedGenerator(seed)`` starts from.
+    WEIGHT_SEEDS.state.assign(ops.convert_to_tensor([seed, 0], dtype=WEIGHT_SEEDS.state.dtype))
 
 
-def scaled(channels: int, width: float) -> int:
-    """``channels`` times the width multiplier, rounded, never below one."""
-    return max(1, round(channels * width))
+def next_seed() -> int:
+    """A seed for a layer that takes an integer one (Dropout), drawn from ``WEIGHT_SEEDS``."""
+    return int(keras.random.randint((), 0, 2**31 - 1, seed=WEIGHT_SEEDS))
 
 
-def check_choice(value, choices, option: str, model_name: str):
-    """Refuse a string option that is not one of ``choices``."""
-    if value not in choices:
-        raise ColorkitError(f"{model_name}: {option} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def check_input_shape(input_shape, multiple: int, model_name: str, minimum: int = 1) -> tuple:
-    """Check ``input_shape`` is (height, width, 1) with sides that are multiples of ``multiple``.
-
-    A side may be None (any size at call time). A fixed side that is not a
-    multiple would make the decoder's output a different size from its input
-    (or fail deep inside Keras), so it is refused here, before any layer exists."""
-    shape = tuple(input_shape)
-    if len(shape) != 3 or shape[-1] != L_CHANNELS:
-        raise ColorkitError(f"{model_name} takes normalised L of shape (height, width, 1), got {input_shape}")
-    for side in shape[:2]:
-        if side is None:
-            continue
-        is_size = isinstance(side, (int, np.integer)) and not isinstance(side, bool)
-        if not is_size or side < max(minimum, multiple) or side % multiple:
-            raise ColorkitError(
-                f"{model_name} needs a height and width that are multiples of {multiple}"
-                f"{f' and at least {minimum}' if minimum > multiple else ''}, got {shape[0]}x{shape[1]}: "
-                "resize or crop the images to such a size"
-            )
-    return shape
-
-
-def check_hint_options(hints, global_hints, num_bins, model_name: str) -> int | None:
-    """The number of bins a global hint has (None without one); refuse inconsistent options."""
-    for option, value in (("hints", hints), ("global_hints", global_hints)):
-        if not isinstance(value, bool):
-            raise ColorkitError(f"{model_name}: {option} must be True or False, got {value!r}")
-    if global_hints and not hints:
-        raise ColorkitError(f"{model_name}: global_hints=True needs hints=True (a user-guided model)")
-    if not global_hints:
-        if num_bins is not None:
-            raise ColorkitError(f"{model_name}: num_bins is the size of the global hint; it needs global_hints=True")
-        return None
-    if num_bins is None:
-        from colorkit import quantize
-
-        return len(quantize.ab_bins())
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 3:
-        raise ColorkitError(f"{model_name}: num_bins must be an integer >= 3, got {num_bins!r}")
-    return int(num_bins)
+def channels(count: float) -> int:
+    """A channel count after the width multiplier (``64 * width``): rounded, never below one."""
+    return max(1, round(count))
 
 
 def batch_norm(name: str, gamma_initializer="ones") -> keras.layers.BatchNormalization:

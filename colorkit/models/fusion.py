@@ -44,24 +44,24 @@ class TileToMap(layers.Layer):
         return (map_shape[0], map_shape[1], map_shape[2], vector_shape[-1])
 
 
-def global_features(feature_map, *, units: int, kernel_init, name: str):
+def global_features(feature_map, *, units: int, kernel_initializer, name: str):
     """Summarise ``feature_map`` in one vector of ``units`` numbers per image.
 
     Two stride-2 3x3 convolutions widen the view, global average pooling makes
     the result independent of the image size, and a dense layer maps it to the
-    global feature. ``kernel_init`` returns a fresh (seeded) initializer per call."""
+    global feature."""
     channels = feature_map.shape[-1]
     x = feature_map
     for index in (1, 2):
         x = layers.Conv2D(
             channels, 3, strides=2, padding="same", activation="relu",
-            kernel_initializer=kernel_init(), name=f"{name}_global_conv{index}",
+            kernel_initializer=kernel_initializer, name=f"{name}_global_conv{index}",
         )(x)
     x = layers.GlobalAveragePooling2D(name=f"{name}_global_pool")(x)
-    return layers.Dense(units, activation="relu", kernel_initializer=kernel_init(), name=f"{name}_global_dense")(x)
+    return layers.Dense(units, activation="relu", kernel_initializer=kernel_initializer, name=f"{name}_global_dense")(x)
 
 
-def fuse(feature_map, vector, *, kernel_init, name: str):
+def fuse(feature_map, vector, *, kernel_initializer, name: str):
     """Tile ``vector`` over ``feature_map``, concatenate, and mix with a 1x1 convolution.
 
     The result has as many channels as ``feature_map``, so it can replace it in
@@ -69,11 +69,13 @@ def fuse(feature_map, vector, *, kernel_init, name: str):
     tiled = TileToMap(name=f"{name}_tile")([vector, feature_map])
     joined = layers.Concatenate(name=f"{name}_concat")([feature_map, tiled])
     return layers.Conv2D(
-        feature_map.shape[-1], 1, activation="relu", kernel_initializer=kernel_init(), name=f"{name}_conv"
+        feature_map.shape[-1], 1, activation="relu", kernel_initializer=kernel_initializer, name=f"{name}_conv"
     )(joined)
 
 
-def fusion_block(feature_map, *, units: int = GLOBAL_UNITS, kernel_init, name: str = "fusion"):
-    """The whole fusion layer: global branch on ``feature_map``, then ``fuse``."""
-    vector = global_features(feature_map, units=units, kernel_init=kernel_init, name=name)
-    return fuse(feature_map, vector, kernel_init=kernel_init, name=name)
+def fusion_block(feature_map, *, units: int = GLOBAL_UNITS, kernel_initializer, name: str = "fusion"):
+    """The whole fusion layer: global branch on ``feature_map``, then ``fuse``.
+
+    ``kernel_initializer`` is the calling family's, so the fused layers start as its own do."""
+    vector = global_features(feature_map, units=units, kernel_initializer=kernel_initializer, name=name)
+    return fuse(feature_map, vector, kernel_initializer=kernel_initializer, name=name)

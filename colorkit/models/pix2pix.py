@@ -1,37 +1,32 @@
 """The conditional GAN's two networks (Gunnam et al., IJFANS 2022, after pix2pix, Isola et al. 2017).
 
-Generator: the pix2pix U-Net-256. Eight 4x4 stride-2 convolutions take a 256
-image down to 1x1 (C64-C128-C256-C512-C512-C512-C512-C512, BatchNorm on all
-but the first, LeakyReLU 0.2); a mirrored decoder of 4x4 stride-2 transposed
-convolutions (BatchNorm, ReLU) comes back up, concatenating at each
-resolution the encoder's feature map of that resolution (the skip
-connections that carry edges to the output). Dropout 0.5 in the three
-innermost decoder blocks is the generator's only noise: pix2pix found an
-explicit noise input was ignored. A tanh gives ab / 110. Weights are drawn
-from N(0, 0.02) (BatchNorm scales from N(1, 0.02)), as pix2pix initialises.
-1-channel L in, 2-channel ab out: 54,410,882 parameters at full depth and width.
+Generator: the pix2pix U-Net-256. Eight 4x4 stride-2 convolutions take a 256 image
+down to 1x1 (C64-C128-C256-C512-C512-C512-C512-C512, BatchNorm on all but the first,
+LeakyReLU 0.2); a mirrored decoder of 4x4 stride-2 transposed convolutions (BatchNorm,
+ReLU) comes back up, joining at each size the encoder's map of that size (the skips
+that carry edges to the output). Dropout 0.5 in the three innermost decoder blocks is
+the generator's only noise (pix2pix found an explicit noise input ignored). A tanh
+gives ab / 110. 1-channel L in, 2-channel ab out: 54,410,882 parameters at full depth
+and width.
 
-Convolutions followed by BatchNorm carry no bias (BatchNorm's shift replaces it);
-the U-Net's down convolutions have none at all, as in pix2pix's PyTorch code.
-The block order (conv, BatchNorm, activation; BatchNorm also on the 1x1
-bottleneck) is the TensorFlow pix2pix tutorial's; the PyTorch code the GAN
-report follows activates before each convolution and leaves the bottleneck
-unnormalised, which has the same parameter count. At the 1x1 bottleneck a
-training batch of one image gives BatchNorm a single value per channel (its
-output is then just its shift): train with batches of several images, as the
-report's code does.
+The block order (convolution, BatchNorm, activation; BatchNorm also at the bottleneck)
+is the TensorFlow pix2pix tutorial's, with the same parameter count as the PyTorch
+code the report follows. Convolutions followed by BatchNorm carry no bias; the U-Net's
+down convolutions have none at all, as in pix2pix's code. At the 1x1 bottleneck a batch
+of one image gives BatchNorm a single value per channel: train with several images.
 
-Depth: a U-Net of depth d halves the image d times, so its sides must be
-multiples of 2**d. By default the depth adapts to the input size: as deep as
-the sides halve evenly, at most 8 and at least 3 (three levels carry the
-dropout noise), so 256 gives the report's 8 levels and 64 gives 6 for CPU runs.
-A model built for an unknown size (None) gets depth 8. ``depth=`` overrides.
+Depth: a U-Net of depth d halves the image d times, so its sides must be multiples of
+2**d. By default the depth follows the input size: as deep as the sides halve evenly,
+from 3 (the three dropout blocks) to 8, so 256 gives the report's 8 levels and 64 gives
+6 for CPU runs; an unknown size (None) gets 8. ``depth=`` overrides. A shallower U-Net
+keeps the outer levels of the lists below.
 
-Discriminator: the 70x70 PatchGAN. L and ab arrive as two named inputs and are
-concatenated; C64 (no BatchNorm), C128, C256 with stride 2, C512 with stride 1,
-then a 1-channel 4x4 convolution: one real/fake logit per 70x70 patch, 30x30 of
-them for a 256 image, 2,765,633 parameters. Its first convolution keeps a bias
-(no BatchNorm follows it), as in the PyTorch code.
+Discriminator: the 70x70 PatchGAN. L and ab arrive as two named inputs, concatenated;
+C64 (no BatchNorm, with a bias), C128, C256 with stride 2, C512 with stride 1, then a
+1-channel 4x4 convolution: one real/fake logit per 70x70 patch, 30x30 of them for a
+256 image, 2,765,633 parameters.
+
+Weights start as pix2pix's: kernels from N(0, 0.02), BatchNorm scales from N(1, 0.02).
 """
 
 from __future__ import annotations
@@ -39,54 +34,66 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from colorkit.errors import ColorkitError
-from colorkit.models.blocks import (
-    AB_CHANNELS, Seeds, batch_norm, check_hint_options, check_input_shape, check_width, scaled,
-)
+from colorkit.models.blocks import AB_CHANNELS, WEIGHT_SEEDS, batch_norm, channels, next_seed, seed_weights
 from colorkit.models.fusion import GLOBAL_UNITS, fusion_block
-from colorkit.models.hints import GLOBAL_HINT_UNITS, hint_inputs, join_global_hint
+from colorkit.models.inputs import GLOBAL_HINT_UNITS, hint_inputs, join_global_hint
 
-#: Encoder filters per level at width 1; a depth-d U-Net uses the first d.
-ENCODER_FILTERS = (64, 128, 256, 512, 512, 512, 512, 512)
-MAX_DEPTH = len(ENCODER_FILTERS)
-#: The innermost decoder blocks that apply dropout (the generator's noise).
+#: The U-Net-256 has eight levels; a U-Net needs at least the three that carry the dropout noise.
+MAX_DEPTH = 8
 DROPOUT_BLOCKS = 3
 MIN_DEPTH = DROPOUT_BLOCKS
 DROPOUT_RATE = 0.5
-#: With ``fusion=True`` the global feature joins the encoder's 1/8 map (Iizuka et al.'s mid level).
+#: With ``fusion`` or ``global_hints`` the global feature joins the encoder's 1/8 map (Iizuka et al.'s mid level).
 FUSION_LEVEL = 3
-#: PatchGAN: stride-2 blocks before the stride-1 block; 3 gives the 70x70 patch.
+#: PatchGAN: stride-2 blocks before the stride-1 block (3 gives the 70x70 patch), and the most it has.
 PATCHGAN_DEPTH = 3
-PATCHGAN_BASE_FILTERS = 64
-PATCHGAN_MAX_FILTERS = 512
+PATCHGAN_MAX_DEPTH = 6
 LEAKY_SLOPE = 0.2
 
-
-def _weight_initializers(seed: int):
-    """pix2pix's initialisation: conv kernels ~ N(0, 0.02), BatchNorm scales ~ N(1, 0.02)."""
-    seeds = Seeds(seed)
-    kernel_init = seeds.initializers("random_normal", mean=0.0, stddev=0.02)
-    gamma_init = seeds.initializers("random_normal", mean=1.0, stddev=0.02)
-    return seeds, kernel_init, gamma_init
+#: pix2pix's initialisation, drawn from the build's seed (see ``blocks.seed_weights``).
+KERNEL_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02, seed=WEIGHT_SEEDS)
+GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02, seed=WEIGHT_SEEDS)
 
 
-def down_block(x, filters: int, *, strides: int, normalize: bool, use_bias: bool, kernel_init, gamma_init, name: str):
-    """4x4 convolution, BatchNorm (optional), LeakyReLU 0.2: the "Ck" block of pix2pix.
+def downsample(filters: float, name: str, apply_batchnorm: bool = True, use_bias: bool = False):
+    """The encoder block "Ck": 4x4 stride-2 convolution, BatchNorm (optional), LeakyReLU 0.2.
 
-    Padding is PyTorch's one pixel per side. Keras' "same" pads exactly that
-    for stride 2 on even sizes; at stride 1 it would pad 1 + 2 for an even
-    kernel, so stride 1 pads explicitly and the map shrinks by one."""
-    padding = "same"
-    if strides == 1:
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        padding = "valid"
-    x = layers.Conv2D(
-        filters, 4, strides=strides, padding=padding, use_bias=use_bias, kernel_initializer=kernel_init(),
-        name=f"{name}_conv",
-    )(x)
-    if normalize:
-        x = batch_norm(f"{name}_bn", gamma_initializer=gamma_init())(x)
-    return layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(x)
+    Returns the block as a function of its input (the tutorial returns a Sequential;
+    plain layers keep the names ``{name}_conv``, ``{name}_bn``, ``{name}_act`` at the
+    model's top level). "same" padding on an even size pads one pixel per side, as PyTorch."""
+
+    def block(x):
+        x = layers.Conv2D(
+            channels(filters), 4, strides=2, padding="same", use_bias=use_bias, kernel_initializer=KERNEL_INIT,
+            name=f"{name}_conv",
+        )(x)
+        if apply_batchnorm:
+            x = batch_norm(f"{name}_bn", gamma_initializer=GAMMA_INIT)(x)
+        return layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(x)
+
+    return block
+
+
+def upsample(filters: float, level: int):
+    """The decoder block of ``level``: 4x4 stride-2 transposed convolution, BatchNorm,
+    dropout 0.5 (optional), ReLU, then the skip: the encoder's map of the same size
+    joined on the channel axis.
+
+    Returns the block as a function ``block(x, skip, apply_dropout)``; its layers are
+    named ``up{level}_conv`` ... ``up{level}_act`` and ``skip{level}``."""
+
+    def block(x, skip, apply_dropout: bool):
+        x = layers.Conv2DTranspose(
+            channels(filters), 4, strides=2, padding="same", use_bias=False, kernel_initializer=KERNEL_INIT,
+            name=f"up{level}_conv",
+        )(x)
+        x = batch_norm(f"up{level}_bn", gamma_initializer=GAMMA_INIT)(x)
+        if apply_dropout:
+            x = layers.Dropout(DROPOUT_RATE, seed=next_seed(), name=f"up{level}_dropout")(x)
+        x = layers.ReLU(name=f"up{level}_act")(x)
+        return layers.Concatenate(name=f"skip{level}")([x, skip])
+
+    return block
 
 
 # --- U-Net generator ----------------------------------------------------------------------
@@ -97,23 +104,17 @@ def unet_required_multiple(depth=None) -> int:
 
     With the automatic depth any multiple of 2**MIN_DEPTH works: the depth then
     follows the size (see ``unet_depth``)."""
-    return 2 ** (MIN_DEPTH if depth is None else _checked_depth(depth))
+    return 2 ** (MIN_DEPTH if depth is None else depth)
 
 
 def unet_depth(input_shape, depth=None) -> int:
     """``depth`` if given, else as many levels as both sides halve evenly (MIN_DEPTH..MAX_DEPTH)."""
     if depth is not None:
-        return _checked_depth(depth)
+        return depth
     sides = [side for side in tuple(input_shape)[:2] if side is not None]
     depth = MAX_DEPTH if not sides else MIN_DEPTH
     while depth < MAX_DEPTH and sides and all(side % 2 ** (depth + 1) == 0 for side in sides):
         depth += 1
-    return depth
-
-
-def _checked_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or not MIN_DEPTH <= depth <= MAX_DEPTH:
-        raise ColorkitError(f"unet_generator: depth must be an integer from {MIN_DEPTH} to {MAX_DEPTH}, got {depth!r}")
     return depth
 
 
@@ -133,54 +134,52 @@ def build_unet_generator(
     ``depth``: number of stride-2 levels (None: from the input size, see the
     module notes); ``width`` scales every channel count; ``fusion`` adds the
     global fusion layer (fusion.py) on the encoder's 1/8 map. ``hints`` makes it
-    user-guided (models/hints.py: inputs "l", "hint_ab", "hint_mask");
+    user-guided (inputs.py: inputs "l", "hint_ab", "hint_mask");
     ``global_hints`` adds the "hint_hist" input over ``num_bins`` ab bins
     (default: colorkit's bin set), fused at the same 1/8 level."""
-    check_input_shape(input_shape, unet_required_multiple(depth), name)
+    seed_weights(seed)
     depth = unet_depth(input_shape, depth)
-    width = check_width(width, name)
-    num_bins = check_hint_options(hints, global_hints, num_bins, name)
-    seeds, kernel_init, gamma_init = _weight_initializers(seed)
-    filters = [scaled(count, width) for count in ENCODER_FILTERS[:depth]]
+    down_stack = [  # each halves the size; a depth-d U-Net keeps the first d
+        downsample(64 * width, "down1", apply_batchnorm=False),  # 1/2 of the input size
+        downsample(128 * width, "down2"),  # 1/4
+        downsample(256 * width, "down3"),  # 1/8
+        downsample(512 * width, "down4"),  # 1/16
+        downsample(512 * width, "down5"),  # 1/32
+        downsample(512 * width, "down6"),  # 1/64
+        downsample(512 * width, "down7"),  # 1/128
+        downsample(512 * width, "down8"),  # 1/256: 1x1 for a 256 image
+    ][:depth]
+    up_stack = [  # each doubles the size; a depth-d U-Net keeps the last d - 1
+        upsample(512 * width, level=7),  # back to 1/128
+        upsample(512 * width, level=6),  # 1/64
+        upsample(512 * width, level=5),  # 1/32
+        upsample(512 * width, level=4),  # 1/16
+        upsample(256 * width, level=3),  # 1/8
+        upsample(128 * width, level=2),  # 1/4
+        upsample(64 * width, level=1),  # 1/2
+    ][MAX_DEPTH - depth:]
 
     if hints:
         inputs, x = hint_inputs(input_shape, global_hints, num_bins)
     else:
         inputs = x = keras.Input(input_shape, name="l")
     skips = []
-    for level in range(1, depth + 1):  # level k works at 1/2**k of the input size
-        x = down_block(
-            x, filters[level - 1], strides=2, normalize=level > 1, use_bias=False,
-            kernel_init=kernel_init, gamma_init=gamma_init, name=f"down{level}",
-        )
-        if fusion and level == FUSION_LEVEL:
-            x = fusion_block(x, units=scaled(GLOBAL_UNITS, width), kernel_init=kernel_init)
-        if global_hints and level == FUSION_LEVEL:
-            x = join_global_hint(x, inputs[-1], units=scaled(GLOBAL_HINT_UNITS, width), kernel_init=kernel_init)
+    for level, down in enumerate(down_stack, start=1):
+        x = down(x)
+        if level == FUSION_LEVEL and fusion:
+            x = fusion_block(x, units=channels(GLOBAL_UNITS * width), kernel_initializer=KERNEL_INIT)
+        if level == FUSION_LEVEL and global_hints:
+            hist = inputs[-1]
+            x = join_global_hint(x, hist, units=channels(GLOBAL_HINT_UNITS * width), kernel_initializer=KERNEL_INIT)
         skips.append(x)
-    for level in range(depth - 1, 0, -1):  # back up to 1/2, joining the encoder map of each size
-        x = up_block(
-            x, filters[level - 1], dropout=depth - level <= DROPOUT_BLOCKS, seeds=seeds,
-            kernel_init=kernel_init, gamma_init=gamma_init, name=f"up{level}",
-        )
-        x = layers.Concatenate(name=f"skip{level}")([x, skips[level - 1]])
+    # Up from the bottleneck, joining the encoder's maps from the innermost but one out to 1/2.
+    for index, (up, skip) in enumerate(zip(up_stack, reversed(skips[:-1]))):
+        x = up(x, skip, apply_dropout=index < DROPOUT_BLOCKS)
     x = layers.Conv2DTranspose(
-        AB_CHANNELS, 4, strides=2, padding="same", kernel_initializer=kernel_init(), name="up0_conv"
-    )(x)
+        AB_CHANNELS, 4, strides=2, padding="same", kernel_initializer=KERNEL_INIT, name="up0_conv"
+    )(x)  # back to the input size
     ab = layers.Activation("tanh", dtype="float32", name="ab")(x)
     return keras.Model(inputs, ab, name=name)
-
-
-def up_block(x, filters: int, *, dropout: bool, seeds: Seeds, kernel_init, gamma_init, name: str):
-    """4x4 stride-2 transposed convolution, BatchNorm, dropout 0.5 (optional), ReLU."""
-    x = layers.Conv2DTranspose(
-        filters, 4, strides=2, padding="same", use_bias=False, kernel_initializer=kernel_init(),
-        name=f"{name}_conv",
-    )(x)
-    x = batch_norm(f"{name}_bn", gamma_initializer=gamma_init())(x)
-    if dropout:
-        x = layers.Dropout(DROPOUT_RATE, seed=seeds.next(), name=f"{name}_dropout")(x)
-    return layers.ReLU(name=f"{name}_act")(x)
 
 
 # --- PatchGAN discriminator -----------------------------------------------------------------
@@ -188,8 +187,6 @@ def up_block(x, filters: int, *, dropout: bool, seeds: Seeds, kernel_init, gamma
 
 def patchgan_required_multiple(depth: int = PATCHGAN_DEPTH) -> int:
     """Sides must be multiples of 2**depth (so "same" padding matches PyTorch's)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 6:
-        raise ColorkitError(f"patchgan: depth must be an integer from 1 to 6, got {depth!r}")
     return 2**depth
 
 
@@ -204,22 +201,32 @@ def build_patchgan(
 
     ``input_shape`` is the L input's; ab has the same size with 2 channels.
     ``depth`` stride-2 blocks (3: the 70x70 patch); ``width`` scales the filters."""
-    multiple = patchgan_required_multiple(depth)
-    # The two stride-1 4x4 convolutions shrink the strided map by one unit each:
-    # it needs at least 3 units for one logit to remain.
-    check_input_shape(input_shape, multiple, name, minimum=3 * multiple)
-    width = check_width(width, name)
-    _, kernel_init, gamma_init = _weight_initializers(seed)
+    seed_weights(seed)
+    down_stack = [
+        downsample(64 * width, "block1", apply_batchnorm=False, use_bias=True),  # C64: 1/2
+        downsample(128 * width, "block2"),  # C128: 1/4
+        downsample(256 * width, "block3"),  # C256: 1/8
+        downsample(512 * width, "block4"),  # C512: 1/16 (deeper than pix2pix from here)
+        downsample(512 * width, "block5"),  # 1/32
+        downsample(512 * width, "block6"),  # 1/64
+    ][:depth]
 
     l_input = keras.Input(input_shape, name="l")
     ab_input = keras.Input((*tuple(input_shape)[:2], AB_CHANNELS), name="ab")
     x = layers.Concatenate(name="l_ab")([l_input, ab_input])
-    for index in range(depth + 1):  # ``depth`` stride-2 blocks, then one stride-1 block
-        filters = min(PATCHGAN_BASE_FILTERS * 2**index, PATCHGAN_MAX_FILTERS)
-        x = down_block(
-            x, scaled(filters, width), strides=2 if index < depth else 1, normalize=index > 0,
-            use_bias=index == 0, kernel_init=kernel_init, gamma_init=gamma_init, name=f"block{index + 1}",
-        )
+    for down in down_stack:
+        x = down(x)
+    # One stride-1 block with the filters doubled once more (C512 after C256), then the logits.
+    # Each pads one pixel per side as PyTorch does ("same" would pad 1 + 2 for an even kernel),
+    # so each shrinks the map by one.
+    block = f"block{depth + 1}"
+    x = layers.ZeroPadding2D(1, name=f"{block}_pad")(x)
+    x = layers.Conv2D(
+        channels(min(64 * 2**depth, 512) * width), 4, use_bias=False, kernel_initializer=KERNEL_INIT,
+        name=f"{block}_conv",
+    )(x)
+    x = batch_norm(f"{block}_bn", gamma_initializer=GAMMA_INIT)(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE, name=f"{block}_act")(x)
     x = layers.ZeroPadding2D(1, name="logits_pad")(x)
-    logits = layers.Conv2D(1, 4, kernel_initializer=kernel_init(), dtype="float32", name="logits")(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=KERNEL_INIT, dtype="float32", name="logits")(x)
     return keras.Model([l_input, ab_input], logits, name=name)

@@ -38,9 +38,7 @@ import numpy as np
 from keras import layers
 
 from colorkit.errors import ColorkitError
-from colorkit.models.blocks import (
-    AB_CHANNELS, BilinearUpsample2x, Seeds, batch_norm, check_choice, check_input_shape, check_width, scaled,
-)
+from colorkit.models.blocks import AB_CHANNELS, WEIGHT_SEEDS, BilinearUpsample2x, batch_norm, channels, seed_weights
 from colorkit.models.fusion import GLOBAL_UNITS, fusion_block
 
 #: Stem /2, max-pool /2, layer2 /2: height and width must be multiples of 8.
@@ -49,6 +47,8 @@ UPSAMPLING = ("nearest", "bilinear", "transposed")
 OUTPUT_ACTIVATIONS = ("linear", "tanh")
 #: Name of the nested trunk model (for ``get_layer``, ``save_weights``, freezing).
 TRUNK_NAME = "resnet18_trunk"
+#: He-normal, the usual start for ReLU networks, drawn from the build's seed.
+KERNEL_INIT = keras.initializers.HeNormal(seed=WEIGHT_SEEDS)
 
 
 def build_resnet18_decoder(
@@ -64,28 +64,23 @@ def build_resnet18_decoder(
     """The report's model: normalised L ("l") -> normalised ab ("ab"), same size.
 
     ``width`` scales every channel count (trunk weights only fit width 1)."""
-    check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
-    width = check_width(width, name)
-    check_choice(upsample, UPSAMPLING, "upsample", name)
-    check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation", name)
-    kernel_init = Seeds(seed).initializers("he_normal")
-
-    trunk = resnet18_trunk(width, kernel_init)
+    seed_weights(seed)
+    trunk = resnet18_trunk(width)
     if trunk_weights is not None:
         load_trunk_weights(trunk, trunk_weights)
 
     l_input = keras.Input(input_shape, name="l")
     x = trunk(l_input)  # 1/8, 128 channels
     if fusion:
-        x = fusion_block(x, units=scaled(GLOBAL_UNITS, width), kernel_init=kernel_init)
-    x = decoder_conv(x, scaled(128, width), kernel_init, "dec1")
-    x = upsample_x2(x, upsample, kernel_init, "up1")  # 1/4
-    x = decoder_conv(x, scaled(64, width), kernel_init, "dec2")
-    x = decoder_conv(x, scaled(64, width), kernel_init, "dec3")
-    x = upsample_x2(x, upsample, kernel_init, "up2")  # 1/2
-    x = decoder_conv(x, scaled(32, width), kernel_init, "dec4")
-    x = layers.Conv2D(AB_CHANNELS, 3, padding="same", kernel_initializer=kernel_init(), name="dec5")(x)
-    x = upsample_x2(x, upsample, kernel_init, "up3")  # full size
+        x = fusion_block(x, units=channels(GLOBAL_UNITS * width), kernel_initializer=KERNEL_INIT)
+    x = decoder_conv(x, 128 * width, "dec1")
+    x = upsample_x2(x, upsample, "up1")  # 1/4
+    x = decoder_conv(x, 64 * width, "dec2")
+    x = decoder_conv(x, 64 * width, "dec3")
+    x = upsample_x2(x, upsample, "up2")  # 1/2
+    x = decoder_conv(x, 32 * width, "dec4")
+    x = layers.Conv2D(AB_CHANNELS, 3, padding="same", kernel_initializer=KERNEL_INIT, name="dec5")(x)
+    x = upsample_x2(x, upsample, "up3")  # full size
     ab = layers.Activation(output_activation, dtype="float32", name="ab")(x)
     return keras.Model(l_input, ab, name=name)
 
@@ -93,43 +88,44 @@ def build_resnet18_decoder(
 # --- The trunk: torchvision's resnet18 children 0-5, with its layer names ----------------
 
 
-def resnet18_trunk(width: float, kernel_init) -> keras.Model:
+def resnet18_trunk(width: float) -> keras.Model:
     """conv1, bn1, relu, maxpool, layer1, layer2 as a nested model named ``TRUNK_NAME``.
 
     Layer names follow torchvision's state-dict keys with "." -> "_"
     (``layer2_0_downsample_0`` is ``layer2.0.downsample.0``)."""
     image = keras.Input((None, None, 1), name="l")
-    x = torch_conv(image, scaled(64, width), 7, 2, kernel_init, "conv1")  # 1/2
+    x = torch_conv(image, 64 * width, 7, 2, "conv1")  # 1/2
     x = batch_norm("bn1")(x)
     x = layers.ReLU(name="relu")(x)
     x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)  # zeros are harmless after a ReLU
     x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)  # 1/4
-    for index in range(2):
-        x = basic_block(x, scaled(64, width), 1, kernel_init, f"layer1_{index}")
-    for index in range(2):
-        x = basic_block(x, scaled(128, width), 2 if index == 0 else 1, kernel_init, f"layer2_{index}")  # 1/8
+    x = basic_block(x, 64 * width, 1, "layer1_0")
+    x = basic_block(x, 64 * width, 1, "layer1_1")
+    x = basic_block(x, 128 * width, 2, "layer2_0")  # 1/8
+    x = basic_block(x, 128 * width, 1, "layer2_1")
     return keras.Model(image, x, name=TRUNK_NAME)
 
 
-def basic_block(x, filters: int, strides: int, kernel_init, name: str):
+def basic_block(x, filters: float, strides: int, name: str):
     """ResNet's basic block: two 3x3 conv+BN, added to a shortcut, then ReLU.
 
     The shortcut is the input itself, or a strided 1x1 conv+BN when the block
     halves the resolution or changes the channel count."""
+    filters = channels(filters)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = torch_conv(x, filters, 1, strides, kernel_init, f"{name}_downsample_0")
+        shortcut = torch_conv(x, filters, 1, strides, f"{name}_downsample_0")
         shortcut = batch_norm(f"{name}_downsample_1")(shortcut)
-    y = torch_conv(x, filters, 3, strides, kernel_init, f"{name}_conv1")
+    y = torch_conv(x, filters, 3, strides, f"{name}_conv1")
     y = batch_norm(f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = torch_conv(y, filters, 3, 1, kernel_init, f"{name}_conv2")
+    y = torch_conv(y, filters, 3, 1, f"{name}_conv2")
     y = batch_norm(f"{name}_bn2")(y)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.ReLU(name=f"{name}_relu2")(y)
 
 
-def torch_conv(x, filters: int, kernel_size: int, strides: int, kernel_init, name: str):
+def torch_conv(x, filters: float, kernel_size: int, strides: int, name: str):
     """A bias-free convolution padded like PyTorch's ``padding=kernel_size // 2``."""
     if strides == 1:
         padding = "same"  # symmetric for odd kernels, as PyTorch
@@ -138,26 +134,26 @@ def torch_conv(x, filters: int, kernel_size: int, strides: int, kernel_init, nam
         if kernel_size > 1:
             x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
     return layers.Conv2D(
-        filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-        kernel_initializer=kernel_init(), name=name,
+        channels(filters), kernel_size, strides=strides, padding=padding, use_bias=False,
+        kernel_initializer=KERNEL_INIT, name=name,
     )(x)
 
 
 # --- The decoder -------------------------------------------------------------------
 
 
-def decoder_conv(x, filters: int, kernel_init, name: str):
+def decoder_conv(x, filters: float, name: str):
     """3x3 conv (with bias, as the tutorial's ``nn.Conv2d``), BatchNorm, ReLU."""
-    x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=kernel_init(), name=name)(x)
+    x = layers.Conv2D(channels(filters), 3, padding="same", kernel_initializer=KERNEL_INIT, name=name)(x)
     x = batch_norm(f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def upsample_x2(x, mode: str, kernel_init, name: str):
+def upsample_x2(x, mode: str, name: str):
     """Double the resolution: a fixed interpolation, or a learned transposed convolution."""
     if mode == "transposed":
         return layers.Conv2DTranspose(
-            x.shape[-1], 4, strides=2, padding="same", kernel_initializer=kernel_init(), name=name
+            x.shape[-1], 4, strides=2, padding="same", kernel_initializer=KERNEL_INIT, name=name
         )(x)
     if mode == "bilinear":
         return BilinearUpsample2x(name=name)(x)

@@ -18,15 +18,16 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from colorkit.models.blocks import (
-    AB_CHANNELS, Seeds, check_choice, check_hint_options, check_input_shape, check_width, scaled,
-)
-from colorkit.models.hints import hint_inputs
+from colorkit.models.blocks import AB_CHANNELS, WEIGHT_SEEDS, channels, seed_weights
+from colorkit.models.inputs import hint_inputs
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
 #: "tanh" (default) predicts ab / 110 in [-1, 1]; "relu" is the report's; "linear" is unbounded.
 OUTPUT_ACTIVATIONS = ("tanh", "relu", "linear")
+
+#: Keras' default initialisation, as the report's code had, drawn from the build's seed.
+KERNEL_INIT = keras.initializers.GlorotUniform(seed=WEIGHT_SEEDS)
 
 
 def build_strided_cnn(
@@ -41,17 +42,13 @@ def build_strided_cnn(
 
     ``width`` multiplies every hidden channel count (0.25 trains on a laptop CPU);
     ``hints`` makes it user-guided (local hints as extra input channels, see
-    models/hints.py); ``seed`` fixes the initial weights."""
-    check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
-    width = check_width(width, name)
-    check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation", name)
-    check_hint_options(hints, False, None, name)
-    kernel_init = Seeds(seed).initializers("glorot_uniform")
+    models/inputs.py); ``seed`` fixes the initial weights."""
+    seed_weights(seed)
 
     def conv(x, filters, label, strides=1):
         return layers.Conv2D(
-            scaled(filters, width), 3, strides=strides, padding="same", activation="relu",
-            kernel_initializer=kernel_init(), name=label,
+            channels(filters * width), 3, strides=strides, padding="same", activation="relu",
+            kernel_initializer=KERNEL_INIT, name=label,
         )(x)
 
     if hints:
@@ -72,7 +69,7 @@ def build_strided_cnn(
     x = layers.UpSampling2D(name="up2")(x)  # 1/2
     x = conv(x, 16, "conv11")
     x = layers.Conv2D(
-        AB_CHANNELS, 3, padding="same", activation=output_activation, kernel_initializer=kernel_init(),
+        AB_CHANNELS, 3, padding="same", activation=output_activation, kernel_initializer=KERNEL_INIT,
         name="conv_ab",
     )(x)
     # float32 output even under a mixed-precision policy: losses and metrics stay exact.

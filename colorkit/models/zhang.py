@@ -40,44 +40,22 @@ kept, as in Zhang's released model.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers
 
 from colorkit import color, quantize
+from colorkit.checks import check_real
 from colorkit.errors import ColorkitError
 from colorkit.models.blocks import (
-    AB_CHANNELS, BilinearUpsample4x, Seeds, batch_norm, check_choice, check_input_shape, check_width, resize_by, scaled,
+    AB_CHANNELS, WEIGHT_SEEDS, BilinearUpsample4x, batch_norm, channels, resize_by, seed_weights,
 )
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
 #: The logits come out at 1/4 of the input's resolution.
 HEAD_STRIDE = 4
-#: (channels, convolutions, stride of the last one, dilation) for blocks conv1..conv7.
-ENCODER_BLOCKS = (
-    (64, 2, 2, 1),
-    (128, 2, 2, 1),
-    (256, 3, 2, 1),
-    (512, 3, 1, 1),
-    (512, 3, 1, 2),
-    (512, 3, 1, 2),
-    (512, 3, 1, 1),
-)
-#: conv8: channels of the 4x4 stride-2 transposed conv and of the two 3x3 convs after it.
-DECODER_CHANNELS = 256
-DECODER_CONVS = 2
 #: "classification": Q bin logits (Zhang's model); "regression": ab / 110 (the L2 row of Zhang's Table 1).
 HEADS = ("classification", "regression")
-
-
-def _check_num_bins(num_bins, model_name: str) -> int:
-    if num_bins is None:
-        return len(quantize.ab_bins())
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 3:
-        raise ColorkitError(
-            f"{model_name}: num_bins must be an integer >= 3 (len(colorkit.quantize.ab_bins())), got {num_bins!r}"
-        )
-    return int(num_bins)
+KERNEL_INIT = keras.initializers.HeNormal(seed=WEIGHT_SEEDS)
 
 
 def build_zhang_eccv16(
@@ -95,41 +73,43 @@ def build_zhang_eccv16(
     count; ``seed`` fixes the initial weights. ``head="regression"`` outputs
     normalised ab ("ab", tanh) at the input's resolution instead of logits
     (see the module docstring); it takes no ``num_bins``."""
-    check_input_shape(input_shape, REQUIRED_MULTIPLE, name)
-    width = check_width(width, name)
-    check_choice(head, HEADS, "head", name)
-    if head == "regression" and num_bins is not None:
-        raise ColorkitError(f"{name}: num_bins sizes the classification head; head='regression' predicts 2 channels")
-    num_bins = _check_num_bins(num_bins, name)
-    kernel_init = Seeds(seed).initializers("he_normal")
+    seed_weights(seed)
 
     def conv(x, filters, label, strides=1, dilation=1):
         return layers.Conv2D(
-            scaled(filters, width), 3, strides=strides, dilation_rate=dilation, padding="same",
-            activation="relu", kernel_initializer=kernel_init(), name=label,
+            channels(filters * width), 3, strides=strides, dilation_rate=dilation, padding="same",
+            activation="relu", kernel_initializer=KERNEL_INIT, name=label,
         )(x)
 
-    l_input = keras.Input(input_shape, name="l")
-    x = l_input
-    for block, (filters, convs, last_stride, dilation) in enumerate(ENCODER_BLOCKS, start=1):
-        for index in range(1, convs + 1):
-            stride = last_stride if index == convs else 1
-            x = conv(x, filters, f"conv{block}_{index}", strides=stride, dilation=dilation)
-        x = batch_norm(f"conv{block}_norm")(x)  # after the ReLU, as Zhang et al.
+    def block(x, filters, convs, label, last_stride=1, dilation=1):
+        """``convs`` 3x3 convolutions, the last with ``last_stride``, then BatchNorm after the ReLU."""
+        for index in range(1, convs):
+            x = conv(x, filters, f"{label}_{index}", dilation=dilation)
+        x = conv(x, filters, f"{label}_{convs}", strides=last_stride, dilation=dilation)
+        return batch_norm(f"{label}_norm")(x)  # after the ReLU, as Zhang et al.
 
+    l_input = keras.Input(input_shape, name="l")
+    x = block(l_input, 64, 2, "conv1", last_stride=2)  # 1/2
+    x = block(x, 128, 2, "conv2", last_stride=2)  # 1/4
+    x = block(x, 256, 3, "conv3", last_stride=2)  # 1/8
+    x = block(x, 512, 3, "conv4")
+    x = block(x, 512, 3, "conv5", dilation=2)
+    x = block(x, 512, 3, "conv6", dilation=2)
+    x = block(x, 512, 3, "conv7")
     x = layers.Conv2DTranspose(
-        scaled(DECODER_CHANNELS, width), 4, strides=2, padding="same", activation="relu",
-        kernel_initializer=kernel_init(), name="conv8_1",
-    )(x)
-    for index in range(2, DECODER_CONVS + 2):
-        x = conv(x, DECODER_CHANNELS, f"conv8_{index}")
+        channels(256 * width), 4, strides=2, padding="same", activation="relu", kernel_initializer=KERNEL_INIT,
+        name="conv8_1",
+    )(x)  # 1/4
+    x = conv(x, 256, "conv8_2")
+    x = conv(x, 256, "conv8_3")
     if head == "regression":
         ab_quarter = layers.Conv2D(
-            AB_CHANNELS, 1, activation="tanh", kernel_initializer=kernel_init(), name="ab_quarter", dtype="float32",
+            AB_CHANNELS, 1, activation="tanh", kernel_initializer=KERNEL_INIT, name="ab_quarter", dtype="float32",
         )(x)
         return keras.Model(l_input, BilinearUpsample4x(name="ab")(ab_quarter), name=name)
     # float32 logits even under a mixed-precision policy: the loss and the decode stay exact.
-    logits = layers.Conv2D(num_bins, 1, kernel_initializer=kernel_init(), name="bin_logits", dtype="float32")(x)
+    num_bins = len(quantize.ab_bins()) if num_bins is None else num_bins
+    logits = layers.Conv2D(num_bins, 1, kernel_initializer=KERNEL_INIT, name="bin_logits", dtype="float32")(x)
     return keras.Model(l_input, logits, name=name)
 
 
@@ -146,9 +126,7 @@ class AnnealedMeanDecode(keras.layers.Layer):
     def __init__(self, temperature: float = quantize.DEFAULT_TEMPERATURE, bins=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ColorkitError(f"the annealed-mean temperature must be a positive number, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = check_real(temperature, "the annealed-mean temperature", low=0, low_open=True)
         self.bins = quantize.ab_bins() if bins is None else quantize.check_bins(bins)
 
     def call(self, logits):

@@ -17,7 +17,7 @@ from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
 from colorkit.training.records import EpochRecords
 from colorkit.training.setup import (
-    build_model, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
+    build_model, classification_bins, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
     precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
 )
 
@@ -76,7 +76,7 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
     sample_rgb = fixed_validation_batch(config, files)
     record_start(run_dir, config, split, model)
 
-    bins = quantize.ab_bins() if config.loss == "rebalanced_ce" else None
+    bins = classification_bins(config) if config.loss == "rebalanced_ce" else None
     class_weights, colorizer = None, regression_colorizer
     if bins is not None:
         prior = runs.prior(run_dir, config, files, bins)
@@ -86,7 +86,8 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
         compile_model(model, config, class_weights, bins)
 
     grid = lambda model, path: write_sample_grid(colorizer(model), sample_rgb, path)  # noqa: E731
-    records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every)
+    records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every,
+                           keep=config.keep)
     tensorboard = keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0)
     model.fit(
         train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,

@@ -78,15 +78,16 @@ class EpochRecords(keras.callbacks.Callback):
     resumed run, restores the weights, the optimiser and the best value so far.
 
     ``colorizer``: model -> inference model (Zhang's decode step), saved as
-    ``colorizer.keras`` beside ``best.keras`` when it differs from the model;
-    ``sample_grid``: a function (model, path) writing the epoch's sample grid,
-    every ``sample_every`` epochs."""
+    ``colorizer.keras`` with the kept checkpoint (``keep``: "best" or "last")
+    when it differs from the model; ``sample_grid``: a function (model, path)
+    writing the epoch's sample grid, every ``sample_every`` epochs."""
 
-    def __init__(self, run_dir, colorizer=None, sample_grid=None, sample_every: int = 1, monitor: str = "val_loss"):
+    def __init__(self, run_dir, colorizer=None, sample_grid=None, sample_every: int = 1, monitor: str = "val_loss",
+                 keep: str = "best"):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.colorizer, self.sample_grid, self.sample_every = colorizer, sample_grid, max(1, sample_every)
-        self.monitor = monitor
+        self.monitor, self.keep = monitor, keep
         self.state = recover(self.run_dir)
 
     @property
@@ -110,9 +111,13 @@ class EpochRecords(keras.callbacks.Callback):
         stage.mkdir(parents=True)
         moves = self._stage_files(stage, epoch, logs)
         state = {"epochs_done": epoch + 1, "best": self.state["best"], "best_epoch": self.state["best_epoch"]}
-        if self._improved(logs):
+        improved = self._improved(logs)
+        if improved:
             state.update(best=float(logs[self.monitor]), best_epoch=epoch)
-            moves.update(self._stage_best(stage))
+            self.model.save(stage / "best.keras")
+            moves["best.keras"] = "checkpoints/best.keras"
+        if improved or self.keep == "last":
+            moves.update(self._stage_colorizer(stage))
         (stage / RECORD).write_text(json.dumps({"moves": moves, "state": state}), encoding="utf-8")
         committed = stage.with_name(f"epoch-{epoch + 1}")
         os.rename(stage, committed)
@@ -136,14 +141,13 @@ class EpochRecords(keras.callbacks.Callback):
             moves[name] = f"samples/{name}"
         return moves
 
-    def _stage_best(self, stage: Path) -> dict:
-        self.model.save(stage / "best.keras")
-        moves = {"best.keras": "checkpoints/best.keras"}
+    def _stage_colorizer(self, stage: Path) -> dict:
+        """The inference model of the kept checkpoint, when it is not the model itself."""
         inference = self.colorizer(self.model) if self.colorizer else self.model
-        if inference is not self.model:
-            inference.save(stage / "colorizer.keras")
-            moves["colorizer.keras"] = runs.COLORIZER_FILE
-        return moves
+        if inference is self.model:
+            return {}
+        inference.save(stage / "colorizer.keras")
+        return {"colorizer.keras": runs.COLORIZER_FILE}
 
 
 def _history_with(path: Path, epoch: int, logs: dict) -> str:

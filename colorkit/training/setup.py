@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colorkit import color, hints, models, report, runs
+from colorkit import color, hints, models, pretrained, quantize, report, runs
 from colorkit.data import pipeline, splits
-from colorkit.experiments import TrainConfig
+from colorkit.experiments import PRETRAINED, TrainConfig
 
 SAMPLE_COUNT = 6  # images in each sample grid
 #: A hint model's sample grids show it with this many points drawn from the truth.
@@ -132,13 +132,23 @@ def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.
 
 def build_model(config: TrainConfig) -> keras.Model:
     """The model ``config`` names, at the run's image size (the default ``build``
-    of both trainers; a notebook can pass its own function instead)."""
+    of both trainers; a notebook can pass its own function instead); with
+    ``config.init``, the released ECCV16's logits with the authors' weights."""
+    if config.init:
+        return pretrained.logits_model(pretrained.load_spec(config.init.removeprefix(PRETRAINED)))
     options = dict(config.model_options)
     if config.hints:
         options["hints"] = True
     if config.global_hints:
         options["global_hints"] = True
     return models.build(config.model, input_shape=(config.image_size, config.image_size, 1), seed=config.seed, **options)
+
+
+def classification_bins(config: TrainConfig) -> np.ndarray:
+    """The ab bins a classification run predicts: the kit's, or the released model's own 313."""
+    if config.init:
+        return pretrained.bin_centres(pretrained.load_spec(config.init.removeprefix(PRETRAINED)))
+    return quantize.ab_bins()
 
 
 # --- Sample grids -------------------------------------------------------------------
