@@ -413,6 +413,6 @@ def test_evaluate_video_writes_the_table_and_plots(colour_run, tmp_path, capsys)
         "summary.csv", "summary.md", "ball_frames.csv", "ball_frames.md", "ball_per_frame.png"}
 
 
-def test_evaluate_on_images_still_needs_a_run(colour_run, capsys):
+def test_evaluate_on_images_needs_a_run_or_data_for_a_model(colour_run, capsys):
     code = cli.main(["evaluate", "--model", str(colour_run / "checkpoints" / "best.keras")])
-    assert code == 2 and "needs --run RUN_DIR" in capsys.readouterr().err
+    assert code == 2 and "--data DIR and --out DIR" in capsys.readouterr().err
