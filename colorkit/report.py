@@ -183,7 +183,7 @@ def image_row(panels: dict, path, title: str) -> Path:
     images = [image[..., None] if image.ndim == 2 else image for image in images]
     height, width = images[0].shape[:2]
     panel_height = 3.6
-    fig = Figure(figsize=(len(images) * panel_height * width / height + 0.4, panel_height + 0.9), layout="constrained")
+    fig = Figure(figsize=(len(images) * panel_height * width / height + 0.3, panel_height + 0.55), layout="constrained")
     for ax, heading, image in zip(fig.subplots(1, len(images), squeeze=False)[0], panels, images):
         _show(ax, image)
         ax.set_title(heading, fontsize=10)
