@@ -88,12 +88,13 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def colorization_grid(gray, pred, truth, path, captions=None) -> Path:
-    """One row per image: gray input | prediction | ground truth.
+def colorization_grid(gray, pred, truth, path, captions=None, title: str | None = None) -> Path:
+    """One row per image: gray input | prediction | ground truth, under ``title``.
 
     Each prediction is captioned with its PSNR (standard convention) unless
     ``captions`` (one string per image) says otherwise. ``pred`` and ``truth``
-    are RGB in [0, 1]; ``gray`` may be RGB or single-channel.
+    are RGB in [0, 1]; ``gray`` may be RGB or single-channel. The PNG records
+    where each image lies (``grid_panels`` reads them back).
     """
     gray, pred, truth = _image_batch(gray, "gray"), _image_batch(pred, "pred"), _image_batch(truth, "truth")
     if not len(gray) == len(pred) == len(truth):
@@ -109,8 +110,10 @@ def colorization_grid(gray, pred, truth, path, captions=None) -> Path:
         for ax, image in zip(axes[row], images):
             _show(ax, image)
         axes[row, 1].set_xlabel(captions[row])
-    for ax, title in zip(axes[0], GRID_TITLES):
-        ax.set_title(title)
+    for ax, heading in zip(axes[0], GRID_TITLES):
+        ax.set_title(heading)
+    if title:
+        fig.suptitle(title)
     return save_figure(fig, path, metadata={PANELS_KEY: _panel_record(fig, axes, captions)})
 
 
@@ -206,20 +209,29 @@ def example_photo(folder=None) -> Path:
     return path
 
 
-def draw_model(model, path, **options) -> Path | None:
-    """``model`` drawn layer by layer with its output shapes by ``keras.utils.plot_model``
-    into ``path`` (PNG). The drawing needs pydot and Graphviz's ``dot`` program
-    (``make demo`` and ``make test`` install Graphviz); without them it prints a
-    one-line note and returns None. ``options`` go to ``plot_model``."""
+def draw_model(model, path, title: str | None = None, **options) -> Path | None:
+    """``model`` drawn layer by layer with its input and output shapes into ``path``
+    (PNG), titled ``title`` (default: its name and parameter count): the graph of
+    ``keras.utils.plot_model``, from its ``model_to_dot`` (``options`` go there),
+    with curved edges, since Graphviz 2.42's orthogonal edge router, which
+    ``plot_model`` asks for, aborts on some of these graphs. The drawing needs
+    pydot and Graphviz's ``dot`` program (``make demo`` and ``make test`` install
+    Graphviz); without them it prints a one-line note and returns None."""
     missing = _missing_drawing_tools()
     if missing:
         print(f"note: {missing}, so {Path(path).name} is not drawn")
         return None
     import keras
 
+    graph = keras.utils.model_to_dot(model, **{"show_shapes": True, "dpi": 64, **options})
+    graph.set("splines", "spline")
+    graph.set("label", title or f"{model.name}: {model.count_params():,} parameters")
+    graph.set("labelloc", "t")
+    graph.set("fontsize", "22")
+    graph.set("fontname", "Helvetica")
     path = Path(path)
     with atomic_path(path) as tmp:
-        keras.utils.plot_model(model, to_file=str(tmp), **{"show_shapes": True, "dpi": 64, **options})
+        graph.write(str(tmp), format="png")
     return path
 
 
@@ -301,28 +313,38 @@ def _kept_position(kept, x_column, x):
 
 
 def metric_curve(rows, x: str, y: str, path, xlabel=None, ylabel=None, title=None, reference=None,
-                 reference_label=None) -> Path:
+                 reference_label=None, by: str | None = None) -> Path:
     """A metric ``y`` against a setting ``x`` from table rows (dicts or a DataFrame),
-    with the 95% confidence band of column ``<y>_ci95`` when the rows have it.
+    with the 95% confidence band of column ``<y>_ci95`` when the rows have it; with
+    ``by``, one line (and band) per value of that column (e.g. each kind of image).
 
     The x axis is linear up to 1 and logarithmic beyond (matplotlib's symlog),
     so settings such as 0, 1, 2, 5, ..., 100 hints are evenly readable.
     ``reference`` draws a dashed horizontal line (another method's value of
-    ``y``, e.g. an automatic colorizer's PSNR next to a hint curve)."""
+    ``y``, e.g. an automatic colorizer's PSNR next to a hint curve), kept well
+    inside the plot even when it lies beyond every row's value."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    missing = [name for name in (x, y) if name not in frame]
+    missing = [name for name in (x, y, *([by] if by else [])) if name not in frame]
     if missing:
         raise ColorkitError(f"metric_curve needs columns {missing}; the rows have {list(frame.columns)}")
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
-    ax.plot(frame[x], frame[y], marker="o", label=ylabel or y)
-    if f"{y}_ci95" in frame:
-        ax.fill_between(frame[x], frame[y] - frame[f"{y}_ci95"], frame[y] + frame[f"{y}_ci95"], alpha=0.2,
-                        label="95% confidence interval")
+    groups = frame.groupby(by, sort=False) if by else [(None, frame)]
+    for value, group in groups:
+        label = f"{ylabel or y}" if value is None else f"{by} {value}"
+        line, = ax.plot(group[x], group[y], marker="o", label=label)
+        if f"{y}_ci95" in group:
+            band = "95% confidence interval" if value is None else None
+            ax.fill_between(group[x], group[y] - group[f"{y}_ci95"], group[y] + group[f"{y}_ci95"], alpha=0.2,
+                            color=line.get_color(), label=band)
     if reference is not None:
-        ax.axhline(reference, color="gray", linestyle="--", label=reference_label or f"reference {reference:.3g}")
-    if f"{y}_ci95" in frame or reference is not None:
-        ax.legend()
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1.5,
+                   label=reference_label or f"reference {reference:.3g}")
+        low, high = ax.get_ylim()
+        margin = 0.08 * (max(high, reference) - min(low, reference))
+        ax.set_ylim(min(low, reference - margin), max(high, reference + margin))
+    if by or f"{y}_ci95" in frame or reference is not None:
+        ax.legend(fontsize=9)
     ax.set_xscale("symlog", linthresh=1.0)
     low, high = float(frame[x].min()), float(frame[x].max())
     # symlog's automatic margins can reach into negative settings no row has: pad by hand instead
@@ -411,9 +433,13 @@ def summary_by_kind(eval_dir) -> pd.DataFrame:
     all of one kind (a report's dataset), its ``summary.csv`` as the kind "all"."""
     folder = Path(eval_dir)
     if (folder / "summary_by_kind.csv").exists():
-        return pd.read_csv(folder / "summary_by_kind.csv", keep_default_na=False, na_values=[""])
-    summary = pd.read_csv(folder / "summary.csv", keep_default_na=False, na_values=[""])
-    return summary.assign(kind="all")[["kind", *summary.columns]]
+        frame = pd.read_csv(folder / "summary_by_kind.csv")
+    else:
+        summary = pd.read_csv(folder / "summary.csv")
+        frame = summary.assign(kind="all")[["kind", *summary.columns]]
+    if "checkpoint" in frame:  # named in the model's rows only
+        frame["checkpoint"] = frame["checkpoint"].fillna("")
+    return frame
 
 
 #: Kinds of image in the order sentences name them, and how they are named.
@@ -426,8 +452,8 @@ def against_gray(by_kind: pd.DataFrame, name: str = "the model") -> str:
     colourfulness, with the differences), after the checkpoint that was evaluated."""
     lines = []
     checkpoints = by_kind.loc[by_kind["method"] == "model"].get("checkpoint")
-    if checkpoints is not None and checkpoints.notna().any():
-        lines.append(f"Evaluated checkpoint of {name}: {checkpoints.dropna().iloc[0]}.")
+    if checkpoints is not None and (checkpoints.fillna("") != "").any():
+        lines.append(f"Evaluated checkpoint of {name}: {checkpoints[checkpoints.fillna('') != ''].iloc[0]}.")
     kinds = [kind for kind in KIND_NAMES if kind in set(by_kind["kind"])]
     if len(kinds) > 1:
         kinds.remove("all")  # each kind on its own says more than their mix

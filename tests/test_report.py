@@ -206,6 +206,20 @@ def test_metric_curve_draws_the_band_and_a_reference_line(tmp_path, captured_fig
         report.metric_curve(rows, "hints", "ssim", tmp_path / "curve.png")
 
 
+def test_metric_curve_draws_a_line_per_group_and_keeps_a_far_reference_in_view(tmp_path, captured_figures):
+    rows = [{"kind": kind, "hints": n, "psnr_db": base + n / 10, "psnr_db_ci95": 0.2}
+            for kind, base in (("shapes", 24.0), ("photos", 20.0)) for n in (0, 10, 100)]
+    report.metric_curve(rows, "hints", "psnr_db", tmp_path / "curve.png", by="kind", reference=12.0,
+                        reference_label="automatic")
+    (ax,) = captured_figures[0].axes
+    lines = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_allclose(lines["kind shapes"].get_ydata(), [24.0, 25.0, 34.0])
+    np.testing.assert_allclose(lines["kind photos"].get_ydata(), [20.0, 21.0, 30.0])
+    low, high = ax.get_ylim()
+    assert low < 12.0 - 0.05 * (high - low) and high > 34.2  # the reference is well inside, not on the edge
+    assert len(ax.collections) == 2  # one confidence band per kind
+
+
 def test_loss_curves_errors(tmp_path):
     with pytest.raises(ColorkitError, match="does not exist"):
         report.loss_curves(tmp_path / "missing.csv", tmp_path / "loss.png")
