@@ -69,19 +69,34 @@ def test_oxford_pets_unknown_breed_lists_the_breeds_found(pets):
 # --- Stanford Dogs, faces ------------------------------------------------------------
 
 
-def test_stanford_dogs_with_the_reports_400_limit(tmp_path):
-    for folder in ("n02088238-basset", "n02085620-Chihuahua"):
-        _images(tmp_path / "Images" / folder, [f"{folder[:9]}_{i}.jpg" for i in range(250)])
+def test_stanford_dogs_trains_on_the_reports_400_images_with_held_out_ones_beside_them(tmp_path):
+    for folder in ("n02088238-basset", "n02085620-Chihuahua", "n02085782-Japanese_spaniel"):
+        _images(tmp_path / "Images" / folder, [f"{folder[:9]}_{i}.jpg" for i in range(200)])
     split = sources.load_split("stanford_dogs", tmp_path, limit=400)
-    assert _counts(split) == (280, 40, 80)
+    # 400 training images; validation and test in the 70 / 10 / 20 proportion to them: 400 / 7 and 800 / 7
+    assert _counts(split) == (400, 57, 114)
+    assert len(set(_all(split))) == 571  # no image in two splits
+    assert split == sources.load_split("stanford_dogs", tmp_path, limit=400)
+    everything = sources.load_split("stanford_dogs", tmp_path)
+    assert _counts(everything) == (420, 60, 120)
     basset = sources.load_split("stanford_dogs", tmp_path / "Images", breed="basset")
-    assert len(_all(basset)) == 250 and all("n02088238-basset" in p for p in _all(basset))
+    assert len(_all(basset)) == 200 and all("n02088238-basset" in p for p in _all(basset))
 
 
-def test_faces_reads_the_face_images_folder(tmp_path):
+def test_faces_trains_on_the_reports_200_images_and_holds_out_others(tmp_path):
+    _images(tmp_path / "face_images", [f"image{i:05d}.jpg" for i in range(300)])
+    split = sources.load_split("faces", tmp_path, limit=200)
+    assert _counts(split) == (200, 29, 57)
+    assert not set(split["train"]) & set(split["val"] + split["test"])
+    assert _counts(sources.load_split("faces", tmp_path)) == (210, 30, 60)
+
+
+def test_a_training_limit_the_folder_cannot_hold_out_beside_falls_back_to_fractions(tmp_path):
     _images(tmp_path / "face_images", [f"image{i:05d}.jpg" for i in range(20)])
-    assert _counts(sources.load_split("faces", tmp_path)) == (14, 2, 4)
-    assert _counts(sources.load_split("faces", tmp_path, limit=10)) == (7, 1, 2)
+    assert _counts(sources.load_split("faces", tmp_path, limit=18)) == (14, 2, 4)
+    assert _counts(sources.load_split("faces", tmp_path, limit=7)) == (7, 1, 2)
+    with pytest.raises(ColorkitError, match="at least one image"):
+        sources.load_split("faces", tmp_path, limit=0)
 
 
 # --- The classification slides' datasets ------------------------------------------------

@@ -18,8 +18,8 @@ Report splits:
 
 ==================  =====================================================
 oxford_pets         134 / 36 / 30 of the 200 basset hounds (ResNet report)
-stanford_dogs       70 / 10 / 20; the 2018 report trained on 400 (limit=400)
-faces               70 / 10 / 20; the 2018 report trained on 200 (limit=200)
+stanford_dogs       70 / 10 / 20; limit=400: 400 train + 57 / 114 held out
+faces               70 / 10 / 20; limit=200: 200 train + 29 / 57 held out
 sports100           30% of all images, then 70 / 10 / 20 (classification slides)
 intel_landscapes    30% of all images, then 70 / 10 / 20 (classification slides)
 voc2012             30% of ImageSets/Main/train.txt, then 70 / 10 / 20
@@ -152,7 +152,8 @@ def _oxford_pets(root, seed: int, breed: str | None = None, limit: int | None = 
 
 
 def _stanford_dogs(root, seed: int, breed: str | None = None, limit: int | None = None) -> dict:
-    """Stanford Dogs (120 breeds), optionally one breed folder (e.g. ``"basset"``)."""
+    """Stanford Dogs (120 breeds), optionally one breed folder (e.g. ``"basset"``);
+    ``limit``: the number of training images (``splits.split_with_training_count``)."""
     root = _root_folder("stanford_dogs", root)
     folder = _first_match([root / "Images", root], lambda f: any(_DOG_FOLDER.match(p.name) for p in f.iterdir() if p.is_dir()))
     if folder is None:
@@ -162,17 +163,18 @@ def _stanford_dogs(root, seed: int, breed: str | None = None, limit: int | None 
         raise ColorkitError(f"no {breed!r} folder in {folder}; breeds found: {', '.join(sorted(breeds))}")
     chosen = [breeds[breed.lower()]] if breed is not None else list(breeds.values())
     files = [path for breed_folder in chosen for path in _images_in(breed_folder)]
-    return splits.split_by_fractions(_subset(files, seed, limit=limit), seed=seed)
+    return splits.split_with_training_count(files, limit, seed=seed)
 
 
 def _faces(root, seed: int, limit: int | None = None) -> dict:
-    """The face_images folder of the DeepColorization repository (750 faces)."""
+    """The face_images folder of the DeepColorization repository (750 faces);
+    ``limit``: the number of training images (``splits.split_with_training_count``)."""
     root = _root_folder("faces", root)
     folder = _first_match([root / "face_images", root], lambda f: any(_FACE_FILE.match(p.name) for p in f.iterdir()))
     if folder is None:
         raise _layout_error("faces", root)
     files = [path for path in _images_in(folder) if _FACE_FILE.match(Path(path).name)]
-    return splits.split_by_fractions(_subset(files, seed, limit=limit), seed=seed)
+    return splits.split_with_training_count(files, limit, seed=seed)
 
 
 # --- The classification slides' mix: 100 Sports, Intel landscapes, VOC 2012 ----------
@@ -306,8 +308,8 @@ def _sample(root, seed: int, kind: str | None = None) -> dict:
 
 LOADERS = {
     "oxford_pets": (_oxford_pets, "Oxford-IIIT Pet, 37 breeds (breed=...); ResNet report: 134/36/30 basset hounds at 224 px"),
-    "stanford_dogs": (_stanford_dogs, "Stanford Dogs, 120 breeds; 2018 strided-CNN report: 400 images (limit=400)"),
-    "faces": (_faces, "DeepColorization face_images (750 faces); 2018 strided-CNN report: 200 images (limit=200)"),
+    "stanford_dogs": (_stanford_dogs, "Stanford Dogs, 120 breeds; 2018 strided-CNN report: 400 training images (limit=400)"),
+    "faces": (_faces, "DeepColorization face_images (750 faces); 2018 strided-CNN report: 200 training images (limit=200)"),
     "sports100": (_sports100, "100 Sports image classification (224 px); classification slides: 30%, 70/10/20"),
     "intel_landscapes": (_intel_landscapes, "Intel image classification, 6 landscape classes (150 px); 30%, 70/10/20"),
     "voc2012": (_voc2012, "Pascal VOC 2012, ImageSets/Main/train.txt; classification slides: 30%, 70/10/20"),

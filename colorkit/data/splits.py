@@ -84,6 +84,28 @@ def report_split(items, counts, seed: int = 0) -> dict:
     return split_by_fractions(items, [c / sum(counts) for c in counts], seed)
 
 
+def split_with_training_count(items, train_count: int | None, fractions=DEFAULT_FRACTIONS, seed: int = 0) -> dict:
+    """``{"train", "val", "test"}`` with exactly ``train_count`` training items and
+    held-out ones beside them, as many as ``fractions`` give for that training set
+    (70 / 10 / 20: 400 training images get 57 for validation and 114 for testing),
+    drawn from the items left over. A report that "trained on 400 images" is
+    reproduced so, rather than by splitting 400 images. With too few items for
+    all three (or no ``train_count``), a plain fractional split of them all."""
+    items = list(items)
+    if train_count is None:
+        return split_by_fractions(items, fractions, seed)
+    if train_count < 1:
+        raise ColorkitError(f"a training split needs at least one image, got a limit of {train_count}")
+    train_share = float(fractions[0])
+    if train_share <= 0:
+        raise ColorkitError(f"the training fraction must be positive to size a split by its training count, got {fractions}")
+    held_out = [round(train_count * float(share) / train_share) for share in fractions[1:]]
+    counts = (train_count, *held_out)
+    if sum(counts) > len(items):
+        return split_by_fractions(items, fractions, seed)
+    return split_by_counts(items, counts, seed)
+
+
 def take(items, count: int | None, seed: int = 0) -> list:
     """A seeded subset of ``count`` items (all of them when ``count`` is None or
     larger than the list), sorted. Reports that trained on "400 of the images"
