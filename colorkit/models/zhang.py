@@ -48,6 +48,7 @@ from colorkit.errors import ColorkitError
 from colorkit.models.blocks import (
     AB_CHANNELS, WEIGHT_SEEDS, BilinearUpsample4x, batch_norm, channels, resize_by, seed_weights,
 )
+from colorkit.models.transposed import Conv2DTranspose
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
@@ -96,7 +97,7 @@ def build_zhang_eccv16(
     x = block(x, 512, 3, "conv5", dilation=2)
     x = block(x, 512, 3, "conv6", dilation=2)
     x = block(x, 512, 3, "conv7")
-    x = layers.Conv2DTranspose(
+    x = Conv2DTranspose(
         channels(256 * width), 4, strides=2, padding="same", activation="relu", kernel_initializer=KERNEL_INIT,
         name="conv8_1",
     )(x)  # 1/4
