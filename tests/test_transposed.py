@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from colorkit import models
 from colorkit.models import transposed
+from colorkit.models.blocks import with_keras_layers
 from colorkit.models.transposed import Conv2DTranspose, conv_transpose_4x4_by_matmul
 
 #: float32 sums of up to 16 * channels products, taken in another order.
@@ -100,20 +101,6 @@ def test_config_and_weights_are_keras_own(rng):
     assert ours.kernel.shape == (4, 4, 5, 3)  # Conv2DTranspose's (h, w, out, in)
 
 
-def keras_layers_instead(model):
-    """``model`` rebuilt with keras.layers.Conv2DTranspose wherever it has colorkit's:
-    the model as colorkit built it before (same weights)."""
-
-    def clone(layer):
-        if isinstance(layer, Conv2DTranspose):
-            return keras.layers.Conv2DTranspose.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    old = keras.models.clone_model(model, clone_function=clone)
-    old.set_weights(model.get_weights())
-    return old
-
-
 @pytest.mark.parametrize("name, options", [
     ("unet_generator", {"width": 0.125, "depth": 4}),
     ("resnet18_decoder", {"width": 0.125, "upsample": "transposed"}),
@@ -124,7 +111,7 @@ def test_models_use_it_and_read_files_saved_with_keras_layer(name, options, tmp_
     upsamplers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
     assert upsamplers and all(type(layer) is Conv2DTranspose for layer in upsamplers)
 
-    old = keras_layers_instead(model)
+    old = with_keras_layers(model)
     assert not any(type(layer) is Conv2DTranspose for layer in old.layers)
     old.save(tmp_path / "old.keras")
     old.save_weights(tmp_path / "old.weights.h5")
@@ -145,7 +132,7 @@ def test_unet_training_gradients_match_keras_layers(rng):
     """One training-mode gradient of the whole U-Net (BatchNorm on batch statistics, dropout
     off for comparability) with colorkit's layers and with Keras': the same."""
     model = models.build("unet_generator", input_shape=(32, 32, 1), width=0.125, depth=4, seed=0)
-    old = keras_layers_instead(model)
+    old = with_keras_layers(model)
     x = rng.uniform(-1, 1, (3, 32, 32, 1)).astype(np.float32)
     target = rng.uniform(-1, 1, (3, 32, 32, 2)).astype(np.float32)
 

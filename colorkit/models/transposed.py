@@ -82,3 +82,4 @@ def conv_transpose_4x4_by_matmul(inputs, kernel):
         for quarter, (qy, qx) in zip(tf.unstack(quarters, num=4), ((0, 0), (0, 1), (1, 0), (1, 1)))
     ]
     return tf.add_n(placed)[:, 1:-1, 1:-1, :]
+
