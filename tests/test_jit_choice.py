@@ -83,7 +83,7 @@ def test_the_trial_puts_the_variables_back():
     np.testing.assert_array_equal(weight.numpy(), [1.0, 2.0])
 
 
-def test_a_step_xla_cannot_compile_means_off(monkeypatch):
+def test_a_step_xla_cannot_compile_means_off():
     def trial_step(jit):
         if jit:
             def step():

@@ -63,16 +63,24 @@ def compile_model(model, config: TrainConfig, class_weights=None, bins=None, jit
 
 
 def decide_fit_jit(model, config: TrainConfig, train, val, class_weights=None, bins=None) -> dict:
-    """``decide_jit`` for a ``fit`` run: the trial compiles ``model`` each way and trains
-    it on a validation batch (its weights are put back afterwards)."""
+    """``decide_jit`` for a ``fit`` run: the trial trains ``model`` without XLA and a copy
+    of it with, on a validation batch; ``model``'s weights are put back afterwards."""
     steps = config.steps_per_epoch or int(train.cardinality())
 
     def trial_step(jit):
-        compile_model(model, config, class_weights, bins, jit_compile=jit)
+        trained = copy_of(model) if jit else model
+        compile_model(trained, config, class_weights, bins, jit_compile=jit)
         batch = trial_batch(val, config.batch_size)
-        return lambda: model.train_on_batch(*batch)
+        return lambda: trained.train_on_batch(*batch)
 
     return decide_jit(config, config.epochs * steps if steps > 0 else None, trial_step, model.variables)
+
+
+def copy_of(model: keras.Model) -> keras.Model:
+    """Another model of the same architecture holding the same weights."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=(), build=None) -> Path:

@@ -124,9 +124,9 @@ def jit_setting(config: TrainConfig):
     return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
 
 
-#: ``--jit-compile auto`` times this many training steps each way, after an untimed one
-#: that traces the step (and compiles it, with XLA).
-JIT_TRIAL_STEPS = 3
+#: ``--jit-compile auto`` times this many training steps each way, alternating, after an
+#: untimed one each that traces the step (and compiles it, with XLA).
+JIT_TRIAL_STEPS = 5
 #: A run of fewer steps trains without XLA untimed: compiling would cost more than it could save.
 JIT_TRIAL_MIN_STEPS = 100
 #: XLA is chosen only when its step is faster by more than this fraction: closer than that the
@@ -141,10 +141,11 @@ def decide_jit(config: TrainConfig, total_steps: int | None, make_trial_step, va
 
     "on" and "off" are obeyed; under a distribution strategy XLA stays off. "auto"
     measures on this machine, because which is faster depends on the model, the
-    image size and the processor: ``make_trial_step(jit)`` sets the trainer's step up
-    with or without XLA and returns a function that runs one step on a fixed batch
-    and waits for it; ``variables`` (the models' and the optimisers') are put back
-    as they were after each trial, so the run starts from where it would have."""
+    image size and the processor: ``make_trial_step(jit)`` returns a function that
+    runs one training step, with or without XLA, on a fixed batch and waits for it.
+    Steps of the two kinds alternate, so that a machine busy with other work slows
+    both alike. ``variables`` (the models' and the optimisers' that the steps
+    change) are put back as they were, so the run starts from where it would have."""
     asked = config.jit_compile
     decision = {"asked": asked}
     if config.strategy != "default":
@@ -154,34 +155,32 @@ def decide_jit(config: TrainConfig, total_steps: int | None, make_trial_step, va
     if total_steps is not None and total_steps < JIT_TRIAL_MIN_STEPS:
         return {**decision, "jit_compile": False,
                 "reason": f"{total_steps} steps: too few to win back compiling, so not timed"}
-    seconds = {}
-    for jit in (False, True):
-        try:
-            seconds["on" if jit else "off"] = _time_steps(make_trial_step(jit), variables)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            return {**decision, "jit_compile": False, "seconds_per_step": seconds,
-                    "reason": f"XLA could not compile the step ({type(error).__name__})"}
+    saved = [variable.numpy() for variable in variables]
+    try:
+        seconds = _time_alternately({"off": make_trial_step(False), "on": make_trial_step(True)})
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+        return {**decision, "jit_compile": False, "reason": f"XLA could not compile the step ({type(error).__name__})"}
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
     faster = seconds["on"] < (1 - JIT_MIN_GAIN) * seconds["off"]
     verdict = "XLA was faster" if faster else f"XLA was not faster by {JIT_MIN_GAIN:.0%}"
     return {**decision, "jit_compile": faster, "seconds_per_step": seconds,
             "reason": f"timed {JIT_TRIAL_STEPS} steps each way: {verdict}"}
 
 
-def _time_steps(step, variables) -> float:
-    """The median seconds of ``JIT_TRIAL_STEPS`` calls of ``step`` after an untimed one;
-    ``variables`` are restored afterwards."""
-    saved = [variable.numpy() for variable in variables]
-    try:
+def _time_alternately(steps: dict) -> dict:
+    """The median seconds of ``JIT_TRIAL_STEPS`` calls of each of ``steps`` (name -> function),
+    called in turn, after one untimed call each."""
+    for step in steps.values():
         step()
-        seconds = []
-        for _ in range(JIT_TRIAL_STEPS):
+    seconds = {name: [] for name in steps}
+    for _ in range(JIT_TRIAL_STEPS):
+        for name, step in steps.items():
             start = time.perf_counter()
             step()
-            seconds.append(time.perf_counter() - start)
-        return statistics.median(seconds)
-    finally:
-        for variable, value in zip(variables, saved):
-            variable.assign(value)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def trial_batch(dataset, batch_size: int):
