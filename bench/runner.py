@@ -35,6 +35,7 @@ ITEMS = {
     "soft": ("bench.soft_encoding", "3. soft-encoding 256 px ab maps (k=5, sigma=5): cKDTree vs colorkit"),
     "train": ("bench.training", "4. training images/s and peak memory per model and size, XLA off vs on"),
     "precision": ("bench.precision", "4b. float32 vs mixed_bfloat16 per model: images/s and the loss curve"),
+    "versus": ("bench.versus_pytorch", "4c. GAN step and inference against PyTorch implementations of the same layers"),
     "inference": ("bench.inference", "5. a 1024x768 JPEG end to end per model; a folder of 100 images"),
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
     "video": ("bench.video", "7. clips: frames/s for none/ema/flow at 256 px and 720p; memory, 100 vs 1,000 frames"),
@@ -76,6 +77,12 @@ class Scale:
     precision_width: float = 0.25
     precision_steps: int = 12  # the loss curve compared between the policies...
     precision_budget_s: float = 30.0  # ...unless the timed steps of one policy take longer than this
+    # 4c. against PyTorch (the same networks in bench/torch_reference.py), the report's full widths
+    versus_gan_size: int = 64
+    versus_inference_size: int = 256
+    versus_inference_models: tuple = ("unet_generator", "zhang_eccv16")
+    versus_width: float = 1.0
+    versus_repeats: int = 5
     # 5. inference
     inference_image: tuple = (1024, 768)
     inference_size: int = 256  # the models' working size
@@ -113,7 +120,7 @@ FULL = Scale(name="full", repeats=5, pipeline_images=320, soft_maps=6)
 QUICK = Scale(
     name="quick", repeats=3, lab_images=32, pipeline_images=160, soft_maps=3,
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
-    precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
+    precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0, versus_repeats=3,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
     one_core_items=(), video_frames=8, pretrained_repeats=1,
 )
@@ -318,7 +325,8 @@ def tiny(**changes) -> Scale:
         QUICK, name="tiny", repeats=1, lab_size=32, lab_images=4, pipeline_source=(40, 32), pipeline_size=32,
         pipeline_images=8, batch_size=4, soft_size=16, soft_maps=1, train_models=("strided_cnn",), train_sizes=(16,),
         train_jit_models=(), train_steps=1, precision_models=("strided_cnn",),
-        precision_size=16, precision_steps=2, inference_image=(48, 40), inference_size=32,
+        precision_size=16, precision_steps=2, versus_gan_size=32, versus_inference_size=32, versus_width=0.125,
+        versus_repeats=1, inference_image=(48, 40), inference_size=32,
         inference_width=0.25, inference_models=("strided_cnn",), folder_images=3, folder_image=(40, 32),
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
         allocator_items=("lab",), one_core_items=("lab",), video_sizes=((32, 32), (24, 40)), video_frames=3,

@@ -10,6 +10,10 @@ images per second and the peak memory of the process while training.
 
 Baseline: ``jit_compile`` off; the kit's row: on. The first step (tracing,
 and XLA compilation when on) is left out of the figure and given in the notes.
+Where both are timed, a third comparison judges the kit's default,
+``--jit-compile auto``: its trial (``setup.decide_jit``, a few steps timed each
+way, as a run starts) picks one, whose speed measured here is set against the
+faster of the two.
 XLA is timed at the sizes and for the models the scale names
 (``train_jit_sizes``, ``train_jit_models``: every one at full scale; compiling
 a step takes 4 to 18 s on 2 cores, given as the first step in the notes).
@@ -30,6 +34,8 @@ from colorkit.training import gan, setup
 from colorkit.training.fit import compile_model
 
 ITEM = "4 training"
+#: ``--jit-compile auto`` should train at the faster setting's speed, within the noise of two timings.
+AUTO_TARGET = 0.9
 #: The GAN pair is timed as one step under the generator's name.
 GAN_GENERATOR, DISCRIMINATOR = "unet_generator", "patchgan"
 
@@ -146,4 +152,25 @@ def run(scale) -> list[dict]:
                     f"jit_compile {on_off}: peak memory", result["peak"], "MiB",
                     notes=f"process RSS; {result['peak'] - result['before']:+.0f} MiB over its size before the build")
             rows += speed.rows + memory.rows
+            if with_xla:
+                rows += auto_rows(name, size, batch, width, case, found)
     return rows
+
+
+def auto_rows(name: str, size: int, batch: int, width: float, case: str, found: dict) -> list[dict]:
+    """``--jit-compile auto`` against the faster of off and on (``found``: jit -> ``measure``'s result)."""
+    config = recipe(name, size, batch, False, "float32", {"width": width}).replace(jit_compile="auto")
+    start = time.perf_counter()
+    decision = setup.decide_jit(config, None, lambda jit: TrainingStep(name, size, batch, jit, options={"width": width}).run,
+                                variables=[])
+    trial = time.perf_counter() - start
+    speeds = {jit: batch / result["timing"].median for jit, result in found.items()}
+    best = max(speeds, key=speeds.get)
+    chosen = decision["jit_compile"]
+    timed = ", ".join(f"{key} {seconds:.3f} s" for key, seconds in decision.get("seconds_per_step", {}).items())
+    comparison = Comparison(ITEM, f"{case}: --jit-compile auto", target=AUTO_TARGET)
+    comparison.baseline(f"the faster of off and on (jit_compile {'on' if best else 'off'}): images/s", speeds[best],
+                        "images/s", found[best]["timing"])
+    comparison.kit(f"auto (chose {'on' if chosen else 'off'}): images/s", speeds[chosen], "images/s",
+                   found[chosen]["timing"], notes=f"its trial: {timed} per step; {trial:.0f} s in all")
+    return comparison.rows

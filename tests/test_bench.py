@@ -44,7 +44,7 @@ def test_a_tiny_run_of_every_item_writes_results_with_ratios_against_baseline_ro
     frame = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
     assert tuple(frame.columns) == common.COLUMNS and len(frame) == len(rows)
     assert "| item | case | method |" in (tmp_path / "results.md").read_text()
-    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "5", "6", "7", "8"}
+    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "4c", "5", "6", "7", "8"}
 
     for row in frame.itertuples():
         assert math.isfinite(row.ratio) and row.ratio > 0 and row.value > 0, row
@@ -67,3 +67,34 @@ def test_the_bench_command_refuses_an_unknown_item_in_one_line(capsys):
     assert cli.main(["bench", "--only", "nonsense"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: unknown benchmark 'nonsense'") and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["unet_generator", "patchgan", "zhang_eccv16"])
+def test_the_pytorch_references_compute_what_the_kits_networks_compute(name, rng):
+    """Item 4c times bench.torch_reference against the kit: given the kit's weights
+    (and BatchNorm statistics that are not trivial) each computes the same outputs."""
+    import keras
+    import torch
+
+    from bench import torch_reference
+    from colorkit import models
+
+    model = models.build(name, input_shape=(32, 32, 1), width=0.125, seed=0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, rng.normal(0, 0.1, mean.shape).astype(np.float32),
+                               rng.uniform(0.5, 1.5, variance.shape).astype(np.float32)])
+    module = {
+        "unet_generator": lambda: torch_reference.UNetGenerator(depth=5, width=0.125),
+        "patchgan": lambda: torch_reference.PatchGAN(width=0.125),
+        "zhang_eccv16": lambda: torch_reference.ZhangECCV16(num_bins=model.output.shape[-1], width=0.125),
+    }[name]().eval()
+    torch_reference.copy_weights(model, module)
+    inputs = [rng.uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)]
+    if name == "patchgan":
+        inputs.append(rng.uniform(-1, 1, (2, 32, 32, 2)).astype(np.float32))
+    expected = model(inputs if len(inputs) > 1 else inputs[0], training=False).numpy()
+    with torch.no_grad():
+        found = module(*map(torch_reference.nchw, inputs)).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())

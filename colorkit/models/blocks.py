@@ -119,6 +119,23 @@ def _double_along(x, axis: int):
     return ops.reshape(ops.stack([first, second], axis=axis + 1), doubled)
 
 
+def with_keras_layers(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` holding the same weights, with Keras' own layer wherever it has
+    one of colorkit's same-named speed-ups of it (``conv.Conv2D``, ``transposed.Conv2DTranspose``):
+    the model as TensorFlow computes it alone, for comparisons (the tests, bench item 4c)."""
+
+    def clone(layer):
+        kind = type(layer)
+        parent = kind.__mro__[1]
+        if kind.__module__.startswith("colorkit.") and parent.__name__ == kind.__name__:
+            kind = parent
+        return kind.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 # --- Reading a built graph -------------------------------------------------------------
 
 #: Layers that act on each position independently (or only pad): they leave

@@ -37,6 +37,7 @@ from keras import layers
 from colorkit.models.blocks import AB_CHANNELS, WEIGHT_SEEDS, batch_norm, channels, next_seed, seed_weights
 from colorkit.models.fusion import GLOBAL_UNITS, fusion_block
 from colorkit.models.inputs import GLOBAL_HINT_UNITS, hint_inputs, join_global_hint
+from colorkit.models.transposed import Conv2DTranspose
 
 #: The U-Net-256 has eight levels; a U-Net needs at least the three that carry the dropout noise.
 MAX_DEPTH = 8
@@ -83,7 +84,7 @@ def upsample(filters: float, level: int):
     named ``up{level}_conv`` ... ``up{level}_act`` and ``skip{level}``."""
 
     def block(x, skip, apply_dropout: bool):
-        x = layers.Conv2DTranspose(
+        x = Conv2DTranspose(
             channels(filters), 4, strides=2, padding="same", use_bias=False, kernel_initializer=KERNEL_INIT,
             name=f"up{level}_conv",
         )(x)
@@ -175,7 +176,7 @@ def build_unet_generator(
     # Up from the bottleneck, joining the encoder's maps from the innermost but one out to 1/2.
     for index, (up, skip) in enumerate(zip(up_stack, reversed(skips[:-1]))):
         x = up(x, skip, apply_dropout=index < DROPOUT_BLOCKS)
-    x = layers.Conv2DTranspose(
+    x = Conv2DTranspose(
         AB_CHANNELS, 4, strides=2, padding="same", kernel_initializer=KERNEL_INIT, name="up0_conv"
     )(x)  # back to the input size
     ab = layers.Activation("tanh", dtype="float32", name="ab")(x)

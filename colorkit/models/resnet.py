@@ -40,6 +40,7 @@ from keras import layers
 from colorkit.errors import ColorkitError
 from colorkit.models.blocks import AB_CHANNELS, WEIGHT_SEEDS, BilinearUpsample2x, batch_norm, channels, seed_weights
 from colorkit.models.fusion import GLOBAL_UNITS, fusion_block
+from colorkit.models.transposed import Conv2DTranspose
 
 #: Stem /2, max-pool /2, layer2 /2: height and width must be multiples of 8.
 REQUIRED_MULTIPLE = 8
@@ -152,7 +153,7 @@ def decoder_conv(x, filters: float, name: str):
 def upsample_x2(x, mode: str, name: str):
     """Double the resolution: a fixed interpolation, or a learned transposed convolution."""
     if mode == "transposed":
-        return layers.Conv2DTranspose(
+        return Conv2DTranspose(
             x.shape[-1], 4, strides=2, padding="same", kernel_initializer=KERNEL_INIT, name=name
         )(x)
     if mode == "bilinear":

@@ -48,6 +48,8 @@ from colorkit.errors import ColorkitError
 from colorkit.models.blocks import (
     AB_CHANNELS, WEIGHT_SEEDS, BilinearUpsample4x, batch_norm, channels, resize_by, seed_weights,
 )
+from colorkit.models.conv import Conv2D
+from colorkit.models.transposed import Conv2DTranspose
 
 #: Three stride-2 convolutions: height and width must be multiples of 2**3.
 REQUIRED_MULTIPLE = 8
@@ -76,7 +78,7 @@ def build_zhang_eccv16(
     seed_weights(seed)
 
     def conv(x, filters, label, strides=1, dilation=1):
-        return layers.Conv2D(
+        return Conv2D(
             channels(filters * width), 3, strides=strides, dilation_rate=dilation, padding="same",
             activation="relu", kernel_initializer=KERNEL_INIT, name=label,
         )(x)
@@ -96,7 +98,7 @@ def build_zhang_eccv16(
     x = block(x, 512, 3, "conv5", dilation=2)
     x = block(x, 512, 3, "conv6", dilation=2)
     x = block(x, 512, 3, "conv7")
-    x = layers.Conv2DTranspose(
+    x = Conv2DTranspose(
         channels(256 * width), 4, strides=2, padding="same", activation="relu", kernel_initializer=KERNEL_INIT,
         name="conv8_1",
     )(x)  # 1/4

@@ -17,8 +17,9 @@ from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
 from colorkit.training.records import EpochRecords
 from colorkit.training.setup import (
-    build_model, classification_bins, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
-    precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
+    build_model, classification_bins, decide_jit, fixed_validation_batch, jit_setting, make_datasets, make_optimizer,
+    make_strategy, precision_policy, prepare_run, probe_split, record_jit_choice, record_start, trial_batch,
+    write_sample_grid,
 )
 
 
@@ -50,13 +51,37 @@ def classification_colorizer(temperature, bins):
     return wrap
 
 
-def compile_model(model, config: TrainConfig, class_weights=None, bins=None):
+def compile_model(model, config: TrainConfig, class_weights=None, bins=None, jit_compile=None):
+    """Compile ``model`` with the run's optimiser and loss; ``jit_compile``: True or
+    False (``decide_jit``'s choice), or None for ``jit_setting(config)``."""
     if config.loss == "rebalanced_ce":
         loss = losses.RebalancedCrossEntropy(class_weights, from_logits=True, bins=bins)
     else:
         loss = config.loss
-    model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=jit_setting(config))
+    jit = jit_setting(config) if jit_compile is None else jit_compile
+    model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=jit)
     return model
+
+
+def decide_fit_jit(model, config: TrainConfig, train, val, class_weights=None, bins=None) -> dict:
+    """``decide_jit`` for a ``fit`` run: the trial trains ``model`` without XLA and a copy
+    of it with, on a validation batch; ``model``'s weights are put back afterwards."""
+    steps = config.steps_per_epoch or int(train.cardinality())
+
+    def trial_step(jit):
+        trained = copy_of(model) if jit else model
+        compile_model(trained, config, class_weights, bins, jit_compile=jit)
+        batch = trial_batch(val, config.batch_size)
+        return lambda: trained.train_on_batch(*batch)
+
+    return decide_jit(config, config.epochs * steps if steps > 0 else None, trial_step, model.variables)
+
+
+def copy_of(model: keras.Model) -> keras.Model:
+    """Another model of the same architecture holding the same weights."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callbacks=(), build=None) -> Path:
@@ -83,7 +108,9 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
         class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
         colorizer = classification_colorizer(config.temperature, bins)
     with precision_policy(config.mixed_precision), strategy.scope():
-        compile_model(model, config, class_weights, bins)
+        jit = decide_fit_jit(model, config, train, val, class_weights, bins)
+        record_jit_choice(run_dir, jit)
+        compile_model(model, config, class_weights, bins, jit_compile=jit["jit_compile"])
 
     grid = lambda model, path: write_sample_grid(colorizer(model), sample_rgb, path)  # noqa: E731
     records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every,

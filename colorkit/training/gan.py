@@ -22,8 +22,8 @@ from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
 from colorkit.io import atomic_path, atomic_write_text
 from colorkit.training.setup import (
-    build_model, fixed_validation_batch, jit_setting, make_datasets, make_optimizer, make_strategy,
-    precision_policy, prepare_run, probe_split, record_start, write_sample_grid,
+    build_model, decide_jit, fixed_validation_batch, make_datasets, make_optimizer, make_strategy,
+    precision_policy, prepare_run, probe_split, record_jit_choice, record_start, trial_batch, write_sample_grid,
 )
 
 
@@ -93,12 +93,11 @@ class GanTrainer:
         self.config, self.run_dir = config, run_dir
         self.strategy = make_strategy(config.strategy)
         files = probe_split(split)
-        self.train_data, _ = make_datasets(config, files)
+        self.train_data, val_data = make_datasets(config, files)
         self.sample_rgb = fixed_validation_batch(config, files)
         self.steps_per_epoch = config.steps_per_epoch or _count_batches(self.train_data)
         if config.steps_per_epoch:
             self.train_data = self.train_data.repeat()
-        jit = jit_setting(config) is True
         with precision_policy(config.mixed_precision), self.strategy.scope():
             self.generator = (build or build_model)(config)
             self.discriminator = models.build(
@@ -111,9 +110,13 @@ class GanTrainer:
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         record_start(run_dir, config, split, self.generator)
+        make_step = make_step or make_gan_train_step
+        self.jit = self._decide_jit(make_step, val_data)
+        record_jit_choice(run_dir, self.jit)
+        jit = self.jit["jit_compile"]
         self.gan_step = self._distributed(
-            (make_step or make_gan_train_step)(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                                config.l1_weight, config.gan_loss, jit)
+            make_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer, config.l1_weight,
+                      config.gan_loss, jit)
         )
         self.pretrain_step = self._distributed(make_l1_pretrain_step(self.generator, self.g_optimizer, jit))
         checkpoint = tf.train.Checkpoint(
@@ -127,6 +130,21 @@ class GanTrainer:
         if self.manager.latest_checkpoint:
             checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+
+    def _decide_jit(self, make_step, val_data) -> dict:
+        """``decide_jit`` for the adversarial step: the trial runs it on a validation batch
+        with both networks and both optimisers, which are put back as they were."""
+        config = self.config
+
+        def trial_step(jit):
+            step = make_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+                             config.l1_weight, config.gan_loss, jit)
+            inputs, ab_true = trial_batch(val_data, config.batch_size)
+            return lambda: {name: float(value) for name, value in step(inputs, ab_true).items()}
+
+        variables = [*self.generator.variables, *self.discriminator.variables, *self.g_optimizer.variables,
+                     *self.d_optimizer.variables]
+        return decide_jit(config, self.total_steps, trial_step, variables)
 
     def _distributed(self, step_fn):
         """Run a step on every replica and average its losses (plain call without a strategy)."""

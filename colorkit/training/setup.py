@@ -1,11 +1,15 @@
 """What both trainers (``fit.py`` and ``gan.py``) need before their first step:
-the run folder started, the datasets, the strategy and precision, the optimiser,
-the model, and the sample grids they write while training.
+the run folder started, the datasets, the strategy and precision, whether XLA
+compiles the step (``decide_jit``), the optimiser, the model, and the sample
+grids they write while training.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import statistics
+import time
 from pathlib import Path
 
 import keras
@@ -15,6 +19,7 @@ import tensorflow as tf
 from colorkit import color, hints, models, pretrained, quantize, report, runs
 from colorkit.data import pipeline, splits
 from colorkit.experiments import PRETRAINED, TrainConfig
+from colorkit.io import atomic_write_text
 
 SAMPLE_COUNT = 6  # images in each sample grid
 #: A hint model's sample grids show it with this many points drawn from the truth.
@@ -117,6 +122,84 @@ def jit_setting(config: TrainConfig):
     if config.strategy != "default":
         return False
     return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+
+
+#: ``--jit-compile auto`` times this many training steps each way, alternating, after an
+#: untimed one each that traces the step (and compiles it, with XLA).
+JIT_TRIAL_STEPS = 5
+#: A run of fewer steps trains without XLA untimed: compiling would cost more than it could save.
+JIT_TRIAL_MIN_STEPS = 100
+#: XLA is chosen only when its step is faster by more than this fraction: closer than that the
+#: two tie within the noise, and without XLA a run starts sooner.
+JIT_MIN_GAIN = 0.05
+
+
+def decide_jit(config: TrainConfig, total_steps: int | None, make_trial_step, variables) -> dict:
+    """Whether to compile the training step with XLA, and why: the record that goes
+    into config.json (``record_jit_choice``), ``{"asked", "jit_compile", "reason"}``
+    and, when it measured, ``"seconds_per_step"`` each way.
+
+    "on" and "off" are obeyed; under a distribution strategy XLA stays off. "auto"
+    measures on this machine, because which is faster depends on the model, the
+    image size and the processor: ``make_trial_step(jit)`` returns a function that
+    runs one training step, with or without XLA, on a fixed batch and waits for it.
+    Steps of the two kinds alternate, so that a machine busy with other work slows
+    both alike. ``variables`` (the models' and the optimisers' that the steps
+    change) are put back as they were, so the run starts from where it would have."""
+    asked = config.jit_compile
+    decision = {"asked": asked}
+    if config.strategy != "default":
+        return {**decision, "jit_compile": False, "reason": f"XLA stays off under the {config.strategy} strategy"}
+    if asked != "auto":
+        return {**decision, "jit_compile": asked == "on", "reason": "as asked"}
+    if total_steps is not None and total_steps < JIT_TRIAL_MIN_STEPS:
+        return {**decision, "jit_compile": False,
+                "reason": f"{total_steps} steps: too few to win back compiling, so not timed"}
+    saved = [variable.numpy() for variable in variables]
+    try:
+        seconds = _time_alternately({"off": make_trial_step(False), "on": make_trial_step(True)})
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+        return {**decision, "jit_compile": False, "reason": f"XLA could not compile the step ({type(error).__name__})"}
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+    faster = seconds["on"] < (1 - JIT_MIN_GAIN) * seconds["off"]
+    verdict = "XLA was faster" if faster else f"XLA was not faster by {JIT_MIN_GAIN:.0%}"
+    return {**decision, "jit_compile": faster, "seconds_per_step": seconds,
+            "reason": f"timed {JIT_TRIAL_STEPS} steps each way: {verdict}"}
+
+
+def _time_alternately(steps: dict) -> dict:
+    """The median seconds of ``JIT_TRIAL_STEPS`` calls of each of ``steps`` (name -> function),
+    called in turn, after one untimed call each."""
+    for step in steps.values():
+        step()
+    seconds = {name: [] for name in steps}
+    for _ in range(JIT_TRIAL_STEPS):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def trial_batch(dataset, batch_size: int):
+    """The first batch of ``dataset`` (the validation split: reading it leaves the training
+    order alone), repeated up to ``batch_size`` examples: what ``decide_jit`` times."""
+    first = next(iter(dataset))
+
+    def fill(tensor):
+        copies = -(-batch_size // int(tensor.shape[0]))
+        return tf.concat([tensor] * copies, axis=0)[:batch_size]
+
+    return tf.nest.map_structure(fill, first)
+
+
+def record_jit_choice(run_dir: Path, decision: dict) -> None:
+    """Add ``decide_jit``'s record to the run's config.json, under "jit_compile"."""
+    record = runs.read_record(run_dir)
+    record["jit_compile"] = decision
+    atomic_write_text(Path(run_dir) / "config.json", json.dumps(record, indent=2))
 
 
 def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.Optimizer:
