@@ -38,6 +38,7 @@ ITEMS = {
     "inference": ("bench.inference", "5. a 1024x768 JPEG end to end per model; a folder of 100 images"),
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
     "video": ("bench.video", "7. clips: frames/s for none/ema/flow at 256 px and 720p; memory, 100 vs 1,000 frames"),
+    "multiworker": ("bench.multiworker", "8. training images/s: 1 and 2 workers, a core each, vs 1 process on 2 cores"),
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
@@ -98,6 +99,12 @@ class Scale:
     video_width: float = 0.25  # a light network, so the figures show the work around it
     video_memory_counts: tuple = (100, 1_000)
     video_memory_size: int = 64
+    # 8. multi-worker training (workers on 127.0.0.1, one core each; timed steps cut into `repeats` windows)
+    multiworker_images: int = 512
+    multiworker_file: tuple = (160, 120)
+    multiworker_size: int = 64
+    multiworker_warmup: int = 5
+    multiworker_steps: int = 60
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
     # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
@@ -110,7 +117,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(), video_frames=8,
+    one_core_items=(), video_frames=8, multiworker_steps=30,
 )
 
 
@@ -317,7 +324,8 @@ def tiny(**changes) -> Scale:
         inference_width=0.25, inference_models=("strided_cnn",), folder_images=3, folder_image=(40, 32),
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
         allocator_items=("lab",), one_core_items=("lab",), video_sizes=((32, 32), (24, 40)), video_frames=3,
-        video_working_size=32, video_memory_counts=(4, 8), video_memory_size=32,
+        video_working_size=32, video_memory_counts=(4, 8), video_memory_size=32, multiworker_images=16,
+        multiworker_file=(24, 16), multiworker_size=16, multiworker_warmup=2, multiworker_steps=2,
     )
     return dataclasses.replace(small, **changes)
 
