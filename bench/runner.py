@@ -40,6 +40,7 @@ ITEMS = {
     "scaling": ("bench.scaling", "6. one epoch over 1,000 vs 10,000 files: peak memory and time"),
     "video": ("bench.video", "7. clips: frames/s for none/ema/flow at 256 px and 720p; memory, 100 vs 1,000 frames"),
     "pretrained": ("bench.pretrained", "8. Zhang et al.'s released ECCV16 / SIGGRAPH17, one photo: Keras vs PyTorch"),
+    "multiworker": ("bench.multiworker", "9. training images/s: 1 and 2 workers, a core each, vs 1 process on 2 cores"),
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
@@ -110,6 +111,12 @@ class Scale:
     pretrained_models: tuple = ("eccv16", "siggraph17")
     pretrained_sizes: tuple = ((256, 256), (1024, 768))
     pretrained_repeats: int = 3
+    # 9. multi-worker training (workers on 127.0.0.1, one core each; timed steps cut into `repeats` windows)
+    multiworker_images: int = 512
+    multiworker_file: tuple = (160, 120)
+    multiworker_size: int = 64
+    multiworker_warmup: int = 5
+    multiworker_steps: int = 60
     # items run again in a child process with TensorFlow's BFC allocator on the CPU (see ``allocator_rows``)
     allocator_items: tuple = ("lab", "pipeline", "soft")
     # items run again in a child process pinned to one CPU core (see ``one_core_rows``)
@@ -122,7 +129,7 @@ QUICK = Scale(
     train_sizes=(64,), train_jit_models=("strided_cnn",), train_steps=2,
     precision_models=("strided_cnn", "zhang_eccv16"), precision_steps=6, precision_budget_s=10.0, versus_repeats=3,
     inference_models=("strided_cnn",), inference_repeats=2, folder_images=20, allocator_items=("lab", "pipeline"),
-    one_core_items=(), video_frames=8, pretrained_repeats=1,
+    one_core_items=(), video_frames=8, pretrained_repeats=1, multiworker_steps=30,
 )
 
 
@@ -331,7 +338,8 @@ def tiny(**changes) -> Scale:
         inference_repeats=1, scaling_counts=(8, 16), scaling_file=(24, 16), scaling_size=16, scaling_batch=4,
         allocator_items=("lab",), one_core_items=("lab",), video_sizes=((32, 32), (24, 40)), video_frames=3,
         video_working_size=32, video_memory_counts=(4, 8), video_memory_size=32,
-        pretrained_models=("eccv16",), pretrained_sizes=((32, 24),), pretrained_repeats=1,
+        pretrained_models=("eccv16",), pretrained_sizes=((32, 24),), pretrained_repeats=1, multiworker_images=16,
+        multiworker_file=(24, 16), multiworker_size=16, multiworker_warmup=2, multiworker_steps=2,
     )
     return dataclasses.replace(small, **changes)
 

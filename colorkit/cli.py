@@ -13,6 +13,7 @@ import json
 import math
 import sys
 
+from colorkit.cluster import DEFAULT_PEER_TIMEOUT  # runs no TensorFlow op: see join_cluster_first
 from colorkit.errors import ColorkitError
 
 
@@ -123,7 +124,28 @@ def add_train_command(subparsers):
     run.add_argument("--out", help="run folder (default runs/<model>-<time>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--peer-timeout", type=float, default=DEFAULT_PEER_TIMEOUT, metavar="SECONDS",
+                     help="--strategy multi_worker: how long to wait for the other machines, at the start and at "
+                          f"every exchange (default {DEFAULT_PEER_TIMEOUT:g})")
     parser.set_defaults(func=run_train)
+
+
+def join_cluster_first(argv) -> None:
+    """``train --strategy multi_worker``: join the cluster before anything else.
+
+    TensorFlow sets up its collective ops only before its first op, and building
+    the parser imports the kit, whose colour module runs ops; so the two flags
+    that matter are read here first, with a parser of their own."""
+    if not argv or argv[0] != "train":
+        return
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--strategy")
+    early.add_argument("--peer-timeout", type=float, default=DEFAULT_PEER_TIMEOUT)
+    known, _ = early.parse_known_args(argv[1:])
+    if known.strategy == "multi_worker":
+        from colorkit import cluster
+
+        cluster.join(known.peer_timeout)
 
 
 #: CLI flags copied into TrainConfig fields of the same name when given.
@@ -171,10 +193,15 @@ def data_changes(args) -> dict:
 
 
 def run_train(args) -> int:
-    from colorkit import training
+    from colorkit import cluster, training
 
     run_dir = training.train(train_config_from_args(args), resume=args.resume, verbose=0 if args.quiet else 1)
-    print(f"run written to {run_dir}")
+    joined = cluster.joined()
+    machines = joined[1] if joined else None
+    if machines and not machines.is_chief:
+        print(f"{machines.task_type} {machines.task_index} done; the chief wrote the run to {run_dir} on its machine")
+    else:
+        print(f"run written to {run_dir}")
     return 0
 
 
@@ -381,8 +408,8 @@ def add_bench_command(subparsers):
     parser = subparsers.add_parser("bench", help="time the kit against the reports' ways; writes reports/benchmarks/")
     parser.add_argument("--quick", action="store_true", help="less data and fewer repeats (under 5 minutes)")
     parser.add_argument("--only", metavar="ITEMS",
-                        help="comma-separated items: lab, pipeline, soft, train, precision, inference, scaling, video "
-                             "(or their numbers 1, 2, 3, 4, 4b, 5, 6, 7)")
+                        help="comma-separated items: lab, pipeline, soft, train, precision, inference, scaling, video, "
+                             "multiworker (or their numbers 1, 2, 3, 4, 4b, 5, 6, 7, 8)")
     parser.add_argument("--out", metavar="DIR", help="where results.csv and results.md go (default reports/benchmarks)")
     parser.set_defaults(func=run_bench)
 
@@ -422,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        join_cluster_first(argv)
+    except ColorkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

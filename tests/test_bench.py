@@ -44,7 +44,7 @@ def test_a_tiny_run_of_every_item_writes_results_with_ratios_against_baseline_ro
     frame = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
     assert tuple(frame.columns) == common.COLUMNS and len(frame) == len(rows)
     assert "| item | case | method |" in (tmp_path / "results.md").read_text()
-    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "4c", "5", "6", "7", "8"}
+    assert {item.split()[0] for item in frame["item"]} == {"1", "2", "3", "4", "4b", "4c", "5", "6", "7", "8", "9"}
 
     for row in frame.itertuples():
         assert math.isfinite(row.ratio) and row.ratio > 0 and row.value > 0, row

@@ -1,6 +1,5 @@
 """The notebooks: each runs top to bottom in smoke mode and writes its report; outputs stay out of git."""
 
-import json
 import subprocess
 import sys
 

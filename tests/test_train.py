@@ -2,10 +2,8 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras

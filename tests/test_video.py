@@ -1,7 +1,6 @@
 """colorkit.video: clips in and out, L kept, flicker reduced, scene cuts, bad input, evaluation, the CLI."""
 
 import fractions
-import os
 from pathlib import Path
 
 import av

@@ -18,6 +18,11 @@ The chain, as keras-io builds one::
   (``augmentation_layers(photometric=True)``). Augmentation runs on RGB, before
   the Lab split, so input L and target ab come from the same pixels.
 * Lab: whole batches at once with ``colorkit.color`` (TF ops, XLA-compiled).
+* Shard (distributed training, ``Shard``): every global batch is split among
+  the replicas in order, and each input pipeline keeps only the files of its
+  replicas' shares, before decoding: a worker decodes its own files only.
+  The shuffle and the flips are drawn before the split, so the replicas of one
+  step hold the very images (and flips) of a single process's batch.
 * Decoding, resizing and flipping run in one parallel map, in TensorFlow's
   C++ decoders (Pillow only for files TensorFlow gets wrong, see
   ``colorkit.data.decode``): every map is rebuilt each epoch, so the chain has
@@ -50,9 +55,11 @@ from colorkit.errors import ColorkitError
 
 __all__ = [
     "ProbedFiles",
+    "Shard",
     "augmentation_layers",
     "batch_images",
     "drop_grayscale",
+    "epoch_batch_sizes",
     "load_image",
     "load_rgb",
     "make_dataset",
@@ -119,6 +126,85 @@ def _list_files(files: ProbedFiles, squares: plan.SquarePlan, shuffle: bool, see
     return records
 
 
+# --- Shard: one input pipeline's part of a distributed epoch --------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which part of each epoch one input pipeline of a distributed run makes.
+
+    Every global batch (``batch_size`` images) is split among ``replicas`` in
+    order, in shares differing by one image at most. With ``count`` None the
+    pipeline yields whole global batches, which a one-machine strategy splits
+    itself; otherwise it yields the shares of replicas ``first`` to
+    ``first + count - 1`` only, one batch per replica per step, and reads only
+    their files (how each worker of a multi-worker run reads its own files)."""
+
+    replicas: int
+    first: int = 0
+    count: int | None = None
+
+
+def epoch_batch_sizes(files: int, batch_size: int, replicas: int = 1) -> list[int]:
+    """The global batches of one epoch over ``files`` images: ``batch_size`` each
+    and the rest in a last one, unless the rest is too small to give every
+    replica an image (an empty share turns a replica's loss and BatchNorm
+    statistics into NaN): it then joins the batch before."""
+    if files < replicas:
+        raise ColorkitError(f"{files} images cannot feed {replicas} replicas: each needs at least one image per step")
+    sizes = [batch_size] * (files // batch_size)
+    rest = files % batch_size
+    if rest and (rest >= replicas or not sizes):
+        sizes.append(rest)
+    elif rest:
+        sizes[-1] += rest
+    return sizes
+
+
+def _replica_shares(size: int, replicas: int) -> list[int]:
+    """One global batch split among the replicas in order (the first ones get the odd images)."""
+    base, extra = divmod(size, replicas)
+    return [base + (replica < extra) for replica in range(replicas)]
+
+
+def _shard_plan(files: int, batch_size: int, shard: Shard) -> tuple[np.ndarray, list[int]]:
+    """(kept, sizes): whether each position of the epoch's (shuffled) order is
+    this pipeline's, and the sizes of the batches it makes of its images."""
+    global_sizes = epoch_batch_sizes(files, batch_size, shard.replicas)
+    if shard.count is None:
+        return np.ones(files, bool), global_sizes
+    mine = range(shard.first, shard.first + shard.count)
+    kept, sizes, start = np.zeros(files, bool), [], 0
+    for size in global_sizes:
+        for replica, share in enumerate(_replica_shares(size, shard.replicas)):
+            if replica in mine:
+                kept[start:start + share] = True
+                sizes.append(share)
+            start += share
+    return kept, sizes
+
+
+def _kept(items, kept: np.ndarray):
+    """The items whose position is marked in ``kept`` (a filter on small records, before any decoding)."""
+    marks = tf.data.Dataset.from_tensor_slices(kept)
+    return tf.data.Dataset.zip(items, marks).filter(lambda item, mine: mine).map(lambda item, mine: item)
+
+
+def _batch_by_sizes(images, sizes: list[int]):
+    """Consecutive batches of the given sizes, in one pass: each image's batch
+    number comes from a table, and ``group_by_window`` closes a batch as soon
+    as it holds its number of images."""
+    batch_of = tf.constant(np.repeat(np.arange(len(sizes)), sizes), tf.int64)
+    size_of = tf.constant(sizes, tf.int64)
+    numbered = tf.data.Dataset.zip(tf.data.Dataset.range(len(batch_of)), images)
+    batches = numbered.group_by_window(
+        key_func=lambda index, image: batch_of[index],
+        reduce_func=lambda key, window: window.map(lambda index, image: image).batch(max(sizes)),
+        window_size_func=lambda key: size_of[key],
+    )
+    return batches.apply(tf.data.experimental.assert_cardinality(len(sizes)))
+
+
 # --- Decode, resize, flip: one image at a time ---------------------------------------
 
 
@@ -134,9 +220,10 @@ def _flip(image, toss):
     return tf.reverse(image, tf.range(1, 1 + tf.cast(toss % 2, tf.int32)))
 
 
-def _map_and_flip(items, load, flip: bool, seed: int):
+def _map_and_flip(items, load, flip: bool, seed: int, kept: np.ndarray | None = None):
     """``items.map(load)`` in parallel; with ``flip``, each image is then
-    mirrored with probability 1/2 in the same map.
+    mirrored with probability 1/2 in the same map. ``kept``: only the items
+    marked there are loaded (a ``Shard``), each with the toss of its position.
 
     The coin tosses are a seeded random stream zipped with the items, so they
     follow the items' order, not which thread runs first: the same seed gives
@@ -144,10 +231,14 @@ def _map_and_flip(items, load, flip: bool, seed: int):
     iterated (every epoch, every pass of a repeat), so every epoch flips
     differently. Keras' ``RandomFlip`` would keep a random state instead, and
     so run in order on one core."""
-    if not flip:
-        return items.map(load, num_parallel_calls=AUTOTUNE)
-    tosses = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    return tf.data.Dataset.zip(items, tosses).map(lambda item, toss: _flip(load(item), toss), num_parallel_calls=AUTOTUNE)
+    load_one = load
+    if flip:
+        tosses = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        items = tf.data.Dataset.zip(items, tosses)
+        load_one = lambda item, toss: _flip(load(item), toss)  # noqa: E731
+    if kept is not None:
+        items = _kept(items, kept)
+    return items.map(load_one, num_parallel_calls=AUTOTUNE)
 
 
 def _one_per_file(images, count: int, image_size: int):
@@ -205,15 +296,22 @@ def _prefetched(batches):
 # --- The datasets ---------------------------------------------------------------------
 
 
-def _rgb_batches(files, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels):
-    """The chain up to RGB batches: list files -> decode -> resize -> flip -> batch."""
+def _rgb_batches(files, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels,
+                 shard=None):
+    """The chain up to RGB batches: list files -> decode -> resize -> flip -> batch
+    (with a ``shard``: list -> shard -> decode -> ... -> batch by the shard's sizes)."""
     check_whole(image_size, "image_size", low=1)
     check_whole(batch_size, "batch_size", low=1)
     files = _probed(files, max_pixels)
     squares = plan.square_plan(files.probes, image_size)
     records = _list_files(files, squares, shuffle, seed)
-    images = _map_and_flip(records, lambda file: _decode_and_resize(file, squares), augment is True, seed)
-    images = _one_per_file(images, len(files), image_size)
+    kept, sizes = _shard_plan(len(files), batch_size, shard) if shard else (None, None)
+    images = _map_and_flip(records, lambda file: _decode_and_resize(file, squares), augment is True, seed, kept)
+    images = _one_per_file(images, len(files) if kept is None else int(kept.sum()), image_size)
+    if shard:
+        batches = _batch_by_sizes(images, sizes)
+        batches = _augmented(batches, augment) if augment and augment is not True else batches
+        return batches.repeat() if repeat else batches  # each pass re-runs the shuffle and the flips
     if repeat:
         images = images.repeat()  # each pass re-runs the shuffle and the flips: a new draw per epoch
     return _batch(images, batch_size, drop_remainder, augment)
@@ -252,10 +350,14 @@ def make_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard: Shard | None = None,
 ) -> tf.data.Dataset:
     """Like ``make_rgb_dataset``, but yields what a colorization network trains
-    on: ``(l_norm [B,S,S,1] in [-1, 1], ab_norm [B,S,S,2] in about [-1, 1])``."""
-    batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels)
+    on: ``(l_norm [B,S,S,1] in [-1, 1], ab_norm [B,S,S,2] in about [-1, 1])``.
+    ``shard``: this input pipeline's part of a distributed run (see ``Shard``;
+    ``drop_remainder`` does not apply: no image is left out of an epoch)."""
+    batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels,
+                           shard)
     return to_model_io(batches)
 
 

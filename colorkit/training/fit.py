@@ -3,6 +3,12 @@
 callbacks that make a run folder: the epoch records (checkpoints, history,
 sample grids, resume state; ``records.py``), TensorBoard logs, and a guard that
 stops at the first non-finite loss.
+
+Across machines (``multi_worker``) Keras' ``fit`` fails upstream (it reduces a
+batch of data across workers outside a graph: keras-team/keras#20585), so
+``fit_across_workers`` runs its loop: the same compiled step
+(``Model.train_step``, ``Model.test_step``) on every replica, the same
+callbacks, the same logs. The loss is defined once, by ``compile_model``.
 """
 
 from __future__ import annotations
@@ -11,14 +17,16 @@ import math
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from colorkit import losses, quantize, runs
 from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
+from colorkit.training import distributed
 from colorkit.training.records import EpochRecords
 from colorkit.training.setup import (
-    build_model, classification_bins, decide_jit, fixed_validation_batch, jit_setting, make_datasets, make_optimizer,
-    make_strategy, precision_policy, prepare_run, probe_split, record_jit_choice, record_start, trial_batch,
+    build_model, classification_bins, decide_jit, fixed_validation_batch, jit_setting, make_optimizer, make_strategy,
+    on_replicas, precision_policy, probe_split, record_jit_choice, record_start, steps_per_epoch, trial_batch,
     write_sample_grid,
 )
 
@@ -89,37 +97,96 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
 
     ``build``: a function ``config -> keras.Model`` to train instead of the model
     ``config.model`` names (a notebook's edited architecture); it is called
-    inside the distribution strategy and precision policy, as models must be."""
-    run_dir, config, split = prepare_run(config, resume)
+    inside the distribution strategy and precision policy, as models must be.
+    Under ``multi_worker`` every worker calls this (``distributed`` says what
+    differs between them) and the loop is ``fit_across_workers``."""
     strategy = make_strategy(config.strategy)
-    with precision_policy(config.mixed_precision), strategy.scope():
-        model = (build or build_model)(config)
-    files = probe_split(split)
-    train, val = make_datasets(config, files)
-    if config.steps_per_epoch:
-        train = train.repeat()
-    sample_rgb = fixed_validation_batch(config, files)
-    record_start(run_dir, config, split, model)
+    with distributed.worker(strategy) as worker:
+        run_dir, config, split = worker.prepare_run(config, resume)
+        with precision_policy(config.mixed_precision), strategy.scope():
+            model = (build or build_model)(config)
+        files = probe_split(split)
+        train, val = worker.datasets(config, files)
+        sample_rgb = fixed_validation_batch(config, files)
+        record_start(run_dir, config, split, model)
 
-    bins = classification_bins(config) if config.loss == "rebalanced_ce" else None
-    class_weights, colorizer = None, regression_colorizer
-    if bins is not None:
-        prior = runs.prior(run_dir, config, files, bins)
-        class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
-        colorizer = classification_colorizer(config.temperature, bins)
-    with precision_policy(config.mixed_precision), strategy.scope():
-        jit = decide_fit_jit(model, config, train, val, class_weights, bins)
-        record_jit_choice(run_dir, jit)
-        compile_model(model, config, class_weights, bins, jit_compile=jit["jit_compile"])
+        bins = classification_bins(config) if config.loss == "rebalanced_ce" else None
+        class_weights, colorizer = None, regression_colorizer
+        if bins is not None:
+            prior = worker.array_from_chief(lambda: runs.prior(run_dir, config, files, bins))
+            class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
+            colorizer = classification_colorizer(config.temperature, bins)
+        with precision_policy(config.mixed_precision), strategy.scope():
+            jit = decide_fit_jit(model, config, train, val, class_weights, bins)
+            record_jit_choice(run_dir, jit)
+            compile_model(model, config, class_weights, bins, jit_compile=jit["jit_compile"])
 
-    grid = lambda model, path: write_sample_grid(colorizer(model), sample_rgb, path)  # noqa: E731
-    records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every,
-                           keep=config.keep)
-    tensorboard = keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0)
-    model.fit(
-        train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-        initial_epoch=records.epochs_done, callbacks=[NonFiniteGuard(), records, tensorboard, *extra_callbacks],
-        verbose=verbose,
-        shuffle=False,  # the pipeline reshuffles every epoch itself (seeded)
-    )
-    return run_dir
+        grid = lambda model, path: write_sample_grid(colorizer(model), sample_rgb, path)  # noqa: E731
+        records = EpochRecords(run_dir, colorizer=colorizer, sample_grid=grid, sample_every=config.sample_every,
+                               keep=config.keep)
+        records.state = worker.share(records.state)  # the chief's: every worker then decides alike what to save
+        tensorboard = keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0)
+        callbacks = [NonFiniteGuard(), records, tensorboard, *extra_callbacks]
+        if worker.multi:
+            steps = steps_per_epoch(config, files, strategy.num_replicas_in_sync)
+            fit_across_workers(model, worker, train, val, config.epochs, records.epochs_done, steps,
+                               bool(config.steps_per_epoch), callbacks, worker.verbose(verbose))
+        else:
+            model.fit(
+                train, validation_data=val, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                initial_epoch=records.epochs_done, callbacks=callbacks, verbose=verbose,
+                shuffle=False,  # the pipeline reshuffles every epoch itself (seeded)
+            )
+    return worker.run_folder
+
+
+def fit_across_workers(model, worker, train, val, epochs: int, initial_epoch: int, steps: int, repeating: bool,
+                       callbacks, verbose: int) -> None:
+    """``Model.fit``'s loop over distributed datasets: ``steps`` batches an epoch,
+    then the validation pass, with the callbacks called as ``fit`` calls them.
+    Logs are the global batch's: per step the replicas' mean, per epoch the
+    metrics read across replicas.
+
+    The batches are the ones ``fit`` reads on one machine. Data that is
+    ``repeating`` is read by one iterator for the whole run. A finite dataset
+    is read anew each epoch, and ``fit`` starts a pass at the end of each epoch
+    that it never reads (its next epoch starts another): its epoch k reads
+    pass 2k + 1 of the dataset, each pass reshuffled. This loop skips a pass
+    the same way.
+
+    Once the callbacks have begun (the chief has loaded a resumed run's
+    weights), every worker takes the chief's weights and optimiser state."""
+    train_step = on_replicas(worker.strategy, model.train_step)
+    test_step = on_replicas(worker.strategy, model.test_step)
+    read_metrics = tf.function(model.get_metrics_result)
+    callbacks = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+                                             verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    if not model.optimizer.built:  # under the strategy, before the callbacks begin, as fit builds it
+        with worker.strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    callbacks.on_train_begin()
+    worker.sync(model.weights + list(model.optimizer.variables))
+    batches = iter(train) if repeating else None
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        for step, batch in zip(range(steps), batches or iter(train)):
+            callbacks.on_train_batch_begin(step)
+            callbacks.on_train_batch_end(step, _numbers(train_step(batch)))
+        if not repeating:
+            iter(train)  # the pass fit starts and never reads (see above)
+        logs = _numbers(read_metrics())
+        model.reset_metrics()
+        for batch in val:
+            test_step(batch)
+        logs.update({f"val_{name}": value for name, value in _numbers(read_metrics()).items()})
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+
+
+def _numbers(logs: dict) -> dict:
+    return {name: float(value) for name, value in logs.items()}

@@ -3,7 +3,9 @@ step written as an explicit ``@tf.function`` with two tapes, and the loop around
 it, which adds what the TF pix2pix tutorial lacks: a CheckpointManager that
 resumes with its step counter, per-step CSV and TensorBoard scalars, a progress
 bar, sample grids with BatchNorm in inference mode, and a guard that stops
-before a non-finite loss reaches a checkpoint.
+before a non-finite loss reaches a checkpoint. Under a strategy the step runs
+on every replica (``setup.on_replicas``); across machines every worker runs
+this loop (``distributed`` says what differs between them).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from colorkit import losses, models
 from colorkit.errors import ColorkitError
 from colorkit.experiments import TrainConfig
 from colorkit.io import atomic_path, atomic_write_text
+from colorkit.training import distributed
 from colorkit.training.setup import (
-    build_model, decide_jit, fixed_validation_batch, make_datasets, make_optimizer, make_strategy,
-    precision_policy, prepare_run, probe_split, record_jit_choice, record_start, trial_batch, write_sample_grid,
+    build_model, decide_jit, fixed_validation_batch, make_optimizer, make_strategy, on_replicas, precision_policy,
+    probe_split, record_jit_choice, record_start, steps_per_epoch, trial_batch, write_sample_grid,
 )
 
 
@@ -86,18 +89,18 @@ def _gradient_loss(optimizer, loss):
 class GanTrainer:
     """The explicit training loop around ``make_gan_train_step`` (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, split: dict, build=None, make_step=None):
+    def __init__(self, config: TrainConfig, run_dir: Path, split: dict, build=None, make_step=None, worker=None):
         """``build``: a function ``config -> generator`` (default ``build_model``);
         ``make_step``: a replacement for ``make_gan_train_step`` with its signature
-        (a notebook's edited step)."""
+        (a notebook's edited step); ``worker``: this process's ``distributed.Worker``
+        (default: the only process)."""
         self.config, self.run_dir = config, run_dir
         self.strategy = make_strategy(config.strategy)
+        self.worker = worker or distributed.Worker(self.strategy)
         files = probe_split(split)
-        self.train_data, val_data = make_datasets(config, files)
+        self.train_data, val_data = self.worker.datasets(config, files)
         self.sample_rgb = fixed_validation_batch(config, files)
-        self.steps_per_epoch = config.steps_per_epoch or _count_batches(self.train_data)
-        if config.steps_per_epoch:
-            self.train_data = self.train_data.repeat()
+        self.steps_per_epoch = steps_per_epoch(config, files, self.strategy.num_replicas_in_sync)
         with precision_policy(config.mixed_precision), self.strategy.scope():
             self.generator = (build or build_model)(config)
             self.discriminator = models.build(
@@ -129,6 +132,8 @@ class GanTrainer:
         )
         if self.manager.latest_checkpoint:
             checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        self.worker.sync(self.generator.weights + self.discriminator.weights + list(self.g_optimizer.variables)
+                         + list(self.d_optimizer.variables) + [self.step])  # the chief's checkpoint, everywhere
         self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
 
     def _decide_jit(self, make_step, val_data) -> dict:
@@ -148,14 +153,7 @@ class GanTrainer:
 
     def _distributed(self, step_fn):
         """Run a step on every replica and average its losses (plain call without a strategy)."""
-        if self.config.strategy == "default":
-            return step_fn
-
-        def run(l_norm, ab_true):
-            per_replica = self.strategy.run(step_fn, args=(l_norm, ab_true))
-            return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
-
-        return run
+        return step_fn if self.config.strategy == "default" else on_replicas(self.strategy, step_fn)
 
     @property
     def total_steps(self) -> int:
@@ -166,11 +164,11 @@ class GanTrainer:
         start = int(self.step.numpy())
         if start >= self.total_steps:
             return 0
-        data = self.train_data
-        if self.config.strategy != "default":
+        data = self.train_data  # a multi-worker run's is distributed already
+        if self.config.strategy == "mirrored":
             data = self.strategy.experimental_distribute_dataset(data)
         # Every logged value is the current step's, not a running average: all "stateful".
-        progress = keras.utils.Progbar(self.total_steps, verbose=verbose,
+        progress = keras.utils.Progbar(self.total_steps, verbose=self.worker.verbose(verbose),
                                        stateful_metrics=["d_loss", "g_loss", "g_l1", "g_total"])
         progress.update(start)  # a resumed run's bar starts where it stopped
         with self._history_writer() as history:
@@ -239,15 +237,6 @@ def _remove_unfinished_checkpoints(folder: Path) -> None:
             leftover.unlink()
 
 
-def _count_batches(dataset) -> int:
-    count = int(dataset.cardinality().numpy())
-    if count < 0:
-        count = sum(1 for _ in dataset)
-    if count == 0:
-        raise ColorkitError("the training split is empty: add images or lower --batch-size")
-    return count
-
-
 def _truncate_history(path: Path, last_step: int) -> None:
     if not path.exists():
         return
@@ -261,9 +250,11 @@ def _truncate_history(path: Path, last_step: int) -> None:
 def train_gan(config: TrainConfig, resume: bool = False, verbose: int = 1, build=None, make_step=None) -> Path:
     """Train the U-Net generator against the PatchGAN; returns the run folder
     (``build`` and ``make_step``: see ``GanTrainer``)."""
-    run_dir, config, split = prepare_run(config, resume)
-    trainer = GanTrainer(config, run_dir, split, build=build, make_step=make_step)
-    trainer.train(verbose=verbose)
-    with atomic_path(run_dir / "checkpoints" / "generator.keras") as tmp:
-        trainer.generator.save(tmp)
-    return run_dir
+    strategy = make_strategy(config.strategy)
+    with distributed.worker(strategy) as worker:
+        run_dir, config, split = worker.prepare_run(config, resume)
+        trainer = GanTrainer(config, run_dir, split, build=build, make_step=make_step, worker=worker)
+        trainer.train(verbose=verbose)
+        with atomic_path(run_dir / "checkpoints" / "generator.keras") as tmp:
+            trainer.generator.save(tmp)
+    return worker.run_folder

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from colorkit import color, hints, models, pretrained, quantize, report, runs
+from colorkit import cluster, color, hints, models, pretrained, quantize, report, runs
 from colorkit.data import pipeline, splits
 from colorkit.experiments import PRETRAINED, TrainConfig
 from colorkit.io import atomic_write_text
@@ -29,8 +29,11 @@ SAMPLE_HINTS = 10
 def prepare_run(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig, dict]:
     """The run folder, the config to train with and the split, checked before
     anything is written: a bad value or a missing dataset leaves no trace on disk.
-    Seeds Python, numpy and TensorFlow with the run's seed."""
-    run_dir, config = runs.resolve(config, resume)
+    Seeds Python, numpy and TensorFlow with the run's seed. A resumed run keeps
+    its saved configuration but the strategy asked for now: the hardware is the
+    invocation's (a run started on one machine may continue on several)."""
+    run_dir, resolved = runs.resolve(config, resume)
+    config = resolved.replace(strategy=config.strategy)
     config.check()
     split = runs.load_split(config)
     keras.utils.set_random_seed(config.seed)
@@ -55,16 +58,21 @@ def probe_split(split: dict) -> dict:
     return {"train": train, "val": pipeline.probe_files(split["val"]) if split["val"] else train}
 
 
-def make_datasets(config: TrainConfig, files: dict):
-    """(train, val) tf.data pipelines of (normalised L, target) from ``probe_split``'s files.
+def make_datasets(config: TrainConfig, files: dict, shard: pipeline.Shard | None = None):
+    """(train, val) tf.data pipelines of (normalised L, target) from ``probe_split``'s files;
+    the training one repeats when the config counts ``steps_per_epoch`` (each
+    epoch then takes that many batches). ``shard``: this input pipeline's part
+    of a distributed run (``pipeline.Shard``).
 
     Regression targets are ``ab / 110`` at full resolution. The classification
     head's target is ``ab / 110`` averaged down to its quarter resolution: the
     rebalanced loss soft-encodes it next to the model (2 numbers per pixel
     travel through the pipeline instead of Q)."""
-    common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
+    common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed, shard=shard)
     train = pipeline.make_dataset(files["train"], augment=config.augment, shuffle=True, repeat=False, **common)
     val = pipeline.make_dataset(files["val"], augment=False, shuffle=False, **common)
+    if config.steps_per_epoch:
+        train = train.repeat()
     if config.loss == "rebalanced_ce":
         train = train.map(_quarter_resolution_target, num_parallel_calls=tf.data.AUTOTUNE)
         val = val.map(_quarter_resolution_target)
@@ -73,6 +81,12 @@ def make_datasets(config: TrainConfig, files: dict):
         train = hints.with_simulated_hints(train, seed=config.seed, **simulate)
         val = hints.with_simulated_hints(val, seed=config.seed + 1, new_each_epoch=False, **simulate)
     return train, val
+
+
+def steps_per_epoch(config: TrainConfig, files: dict, replicas: int = 1) -> int:
+    """The training steps of one epoch: the config's ``steps_per_epoch``, else one
+    pass over the training files in global batches (``pipeline.epoch_batch_sizes``)."""
+    return config.steps_per_epoch or len(pipeline.epoch_batch_sizes(len(files["train"]), config.batch_size, replicas))
 
 
 def _quarter_resolution_target(l_norm, ab_norm):
@@ -95,14 +109,29 @@ def fixed_validation_batch(config: TrainConfig, files: dict) -> np.ndarray:
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``mirrored`` uses every GPU of this machine (every logical CPU when there is
-    none, which is how the tests exercise it); ``multi_worker`` reads TF_CONFIG."""
+    none, which is how the tests exercise it); ``multi_worker`` is the cluster
+    this process joined (``colorkit.cluster``: TF_CONFIG, and before TensorFlow's first op)."""
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return cluster.join()
     return tf.distribute.get_strategy()
+
+
+def on_replicas(strategy: tf.distribute.Strategy, step):
+    """``step(*batch)`` run on every replica of ``strategy`` and its outputs (a dict
+    of scalars) averaged over them, as one graph: what Keras' ``fit`` does with a
+    step under a strategy. Replicas hold equal shares of the global batch, so
+    the mean of their means is the global batch's mean."""
+
+    @tf.function(reduce_retracing=True)
+    def run(*batch):
+        outputs = strategy.run(step, args=batch)
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in outputs.items()}
+
+    return run
 
 
 @contextlib.contextmanager
