@@ -118,6 +118,8 @@ def add_train_command(subparsers):
                         help="train the model's hint variant (unet_generator, strided_cnn)")
     guided.add_argument("--global-hints", action="store_true", default=None,
                         help="also a global hint: the target's ab histogram (unet_generator)")
+    guided.add_argument("--hint-p", type=float, metavar="P",
+                        help="simulated users give a geometric(P) number of points, mean (1-P)/P (default 1/8: 7)")
     run = parser.add_argument_group("the run")
     what.add_argument("--init", metavar="pretrained:eccv16",
                       help="fine-tune Zhang et al.'s released ECCV16 (or pretrained:FILE.pth) on your data")
@@ -151,7 +153,7 @@ def join_cluster_first(argv) -> None:
 #: CLI flags copied into TrainConfig fields of the same name when given.
 _TRAIN_FLAGS = ("image_size", "epochs", "batch_size", "seed", "steps_per_epoch", "learning_rate", "pretrain_epochs",
                 "l1_weight", "sample_every", "trainer", "loss", "optimizer", "strategy", "mixed_precision",
-                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location", "init", "keep")
+                "jit_compile", "gan_loss", "out", "hints", "global_hints", "hint_location", "hint_p", "init", "keep")
 
 
 def train_config_from_args(args):
@@ -162,7 +164,7 @@ def train_config_from_args(args):
         args.model = "zhang_eccv16"  # the family of the released network --init starts from
     if not args.model and not args.experiment:
         raise ColorkitError("say what to train: --model NAME, --experiment NAME or --init pretrained:eccv16")
-    experiment = args.experiment or experiments.default_experiment_for(args.model)
+    experiment = args.experiment or experiments.default_experiment_for(args.model, hints=bool(args.hints))
     changes = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
     if args.model:
         changes["model"] = args.model

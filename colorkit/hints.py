@@ -24,7 +24,8 @@ patch the colour covers, in the image's pixels (default 1, at most
 At most ``MAX_HINTS`` hints are taken; the text must be UTF-8.
 
 Training simulates users, as the paper does: per image a geometric number of
-points (p = 1/8, so one image in eight gets none and the mean is 7), each a
+points (p = 1/8 by default, so one image in eight gets none and the mean is 7;
+a recipe may ask for denser users with a smaller p), each a
 square of 1-9 pixels revealing the *mean* true ab of that patch, placed
 uniformly or around the centre (a Gaussian of sigma = a quarter of the side).
 ``simulate_hints`` does it for whole batches in TensorFlow ops, so it runs in
@@ -347,18 +348,26 @@ def ab_histograms(ab_norm, bins=None):
 GLOBAL_HINT_SHARE = 0.5
 
 
+def max_points_for(p: float) -> int:
+    """The cap on a simulated user's points when their number is geometric with
+    probability ``p``: it grows with the mean number of points, so about as few
+    counts are capped as at the default (MAX_SIMULATED_POINTS at GEOMETRIC_P)."""
+    return max(1, round(MAX_SIMULATED_POINTS * GEOMETRIC_P / p))
+
+
 def with_simulated_hints(batches, seed: int = 0, global_hints: bool = False, location: str = "uniform",
-                         new_each_epoch: bool = True):
+                         new_each_epoch: bool = True, p: float = GEOMETRIC_P):
     """``(l_norm, ab_norm)`` batches -> ``(inputs, ab_norm)`` batches for a hint model,
     ``inputs`` being the dict of its named inputs with simulated local hints (and,
     with ``global_hints``, the true histogram for ``GLOBAL_HINT_SHARE`` of the
     images, zeros for the others). Seeded; ``new_each_epoch`` draws new hints on
-    every pass (training), else the same ones (validation, comparable epochs)."""
+    every pass (training), else the same ones (validation, comparable epochs).
+    ``p``: the geometric distribution of the number of points (mean (1 - p) / p)."""
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=new_each_epoch).batch(2)
 
     def add(pair, seed_pair):
         l_norm, ab_norm = pair
-        hint_ab, hint_mask = simulate_hints(ab_norm, seed_pair, location=location)
+        hint_ab, hint_mask = simulate_hints(ab_norm, seed_pair, location=location, p=p, max_points=max_points_for(p))
         inputs = {"l": l_norm, HINT_AB: hint_ab, HINT_MASK: hint_mask}
         if global_hints:
             given = tf.random.stateless_uniform([tf.shape(ab_norm)[0], 1], seed_pair + 1) < GLOBAL_HINT_SHARE

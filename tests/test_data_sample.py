@@ -43,7 +43,7 @@ def test_layout_counts_and_manifest_match_the_files(built):
         photos = sum(sample.PHOTO_PLAN[name].values())
         assert len(split[name]) == photos + sample.SHAPE_COUNTS[name]
         assert all(Path(p).parent.parent.name == name for p in split[name])
-    assert 200 <= len(split["train"]) <= 600 and 40 <= len(split["val"]) <= 80 and 40 <= len(split["test"]) <= 80
+    assert 200 <= len(split["train"]) <= 600 and 40 <= len(split["val"]) <= 120 and 40 <= len(split["test"]) <= 120
     with Image.open(split["test"][0]) as image:
         assert image.size == (64, 64) and image.mode == "RGB"
 
@@ -75,11 +75,13 @@ def test_the_manifest_tells_the_truth_about_where_each_crop_came_from(built):
 
 
 def test_shape_hue_follows_texture_not_lightness(built):
-    """Single-texture shape images: their coloured pixels sit at the texture's
-    hue, and the light and dark parts of the texture share it."""
+    """Shape images whose shapes all share one texture: their coloured pixels sit
+    at the texture's hue, and the light and dark parts of the texture share it."""
     root, _ = built
     files = json.loads((root / "manifest.json").read_text())["files"]
-    singles = [(p, e["textures"][0]) for p, e in sorted(files.items()) if e["kind"] == "shape" and len(e["textures"]) == 1]
+    singles = [(p, e["textures"][0]) for p, e in sorted(files.items())
+               if e["kind"] == "shape" and len(set(e["textures"])) == 1 and e["textures"][0] != sample.RANDOM_HUE]
+    assert len(singles) >= 12
     for path, texture in singles[:12]:
         lab = color.rgb_to_lab(np.asarray(Image.open(root / path), np.float32) / 255)
         coloured = np.hypot(lab[..., 1], lab[..., 2]) > 15
@@ -88,6 +90,22 @@ def test_shape_hue_follows_texture_not_lightness(built):
         assert np.median(np.abs((hue - np.degrees(np.arctan2(b, a)) + 180) % 360 - 180)) < 20, path
         lightness = lab[coloured][:, 0]
         assert lightness.max() - lightness.min() > 10  # the texture varies L
+
+
+def test_speckled_shapes_take_many_hues(built):
+    """Speckled shapes have no fixed hue: over the images whose only kind is
+    speckles, the hues of their coloured pixels spread around the whole circle."""
+    root, _ = built
+    files = json.loads((root / "manifest.json").read_text())["files"]
+    speckled = [p for p, e in sorted(files.items()) if e["kind"] == "shape" and set(e["textures"]) == {sample.RANDOM_HUE}]
+    assert len(speckled) >= 4
+    hues = []
+    for path in speckled:
+        lab = color.rgb_to_lab(np.asarray(Image.open(root / path), np.float32) / 255)
+        coloured = np.hypot(lab[..., 1], lab[..., 2]) > 15
+        hues.extend(np.degrees(np.arctan2(lab[coloured][:, 2], lab[coloured][:, 1]))[::50])
+    sectors = np.unique(np.floor((np.asarray(hues) + 180) / 45))
+    assert len(sectors) >= 5, sectors  # of the 8 sectors of 45 degrees
 
 
 def test_moving_shape_frames_slide_a_coloured_disc_over_a_still_background():
@@ -143,6 +161,19 @@ def test_rebuilding_replaces_a_set_but_never_a_folder_of_other_files(built, tmp_
     sample.build_sample_set(target)
     assert not (target / "train" / "stale.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "set"]  # no temporary folders left
+
+
+def test_a_set_built_by_older_code_is_rebuilt_when_loaded(built, tmp_path):
+    root = tmp_path / "set"
+    sample.build_sample_set(root)
+    manifest = json.loads((root / sample.MANIFEST).read_text())
+    older = {key: value for key, value in manifest.items() if key != "version"}  # as the first builds wrote it
+    (root / sample.MANIFEST).write_text(json.dumps(older))
+    (root / "train" / "shapes" / "shape_000.png").write_bytes(b"older bytes")
+    assert sample.is_sample_set(root) and not sample.is_current_sample_set(root)
+    sources.load_split("sample", root)
+    assert sample.is_current_sample_set(root)
+    assert _files(root) == _files(built[0])
 
 
 @pytest.mark.slow

@@ -4,15 +4,13 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from skimage.color import rgb2lab
 
-from colorkit import batch, color, colorize, evaluate, hints, models, quantize, training
-from colorkit.data import pipeline
+from colorkit import batch, color, colorize, evaluate, experiments, hints, models, quantize
 from colorkit.experiments import experiment_config
 from colorkit.errors import ColorkitError
 
@@ -249,25 +247,6 @@ def test_hints_for_a_model_without_hint_inputs_are_refused(rng):
 # --- Training with simulated users -------------------------------------------------------------------
 
 
-def test_a_short_training_listens_to_hints_on_held_out_images(sample_root, tmp_path):
-    """The U-Net with hints, trained briefly with L1 (the GAN recipe's warm-up loss):
-    on held-out shapes, 10 points drawn from the truth give a higher PSNR than
-    none, and 50 higher still."""
-    config = experiment_config(
-        "unet_gan", "quick", dataset="sample", root=str(sample_root), dataset_options={"kind": "shapes"},
-        image_size=64, model_options={"width": 0.25}, hints=True, trainer="fit", loss="mae",
-        learning_rate=1e-3, epochs=6, out=str(tmp_path / "run"),
-    )
-    run_dir = training.train(config, verbose=0)
-    held_out = sorted(map(str, Path(sample_root, "test", "shapes").glob("*.png")))
-    truth = np.concatenate([b.numpy() for b in pipeline.make_rgb_dataset(held_out, 64, 32)])
-    model = colorize.load_model(run_dir)
-    assert hints.takes_hints(model)
-    rows = evaluate.psnr_by_hint_count(model, truth, counts=(0, 10, 50))
-    curve = {row["hints"]: row["psnr_db"] for row in rows}
-    assert curve[10] > curve[0] + 0.2 and curve[50] > curve[10] + 0.5, curve
-
-
 def test_hint_options_are_checked_before_training():
     base = experiment_config("unet_gan", "quick")
     with pytest.raises(ColorkitError, match="hint variant"):
@@ -279,7 +258,8 @@ def test_hint_options_are_checked_before_training():
 
 
 def test_train_hints_from_the_cli_then_evaluate_writes_the_hint_curve(sample_root, tmp_path):
-    """`train --model unet_generator --hints`: the GAN loop with hint inputs, then the curve."""
+    """`train --model unet_generator --hints` (the README's command) picks the user-guided
+    recipe (regression with fit, local and global hints), then evaluate draws the curve."""
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "colorkit"]
     trained = subprocess.run(
@@ -290,7 +270,8 @@ def test_train_hints_from_the_cli_then_evaluate_writes_the_hint_curve(sample_roo
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     saved = json.loads((run_dir / "config.json").read_text())["config"]
-    assert saved["hints"] is True and saved["trainer"] == "gan"
+    assert saved["hints"] is True and saved["global_hints"] is True
+    assert saved["trainer"] == "fit" and saved["loss"] == "mae"
     evaluated = subprocess.run([*command, "evaluate", "--run", str(run_dir)], capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     with open(run_dir / "eval" / "test" / "hints_curve.csv", newline="") as f:
@@ -298,3 +279,10 @@ def test_train_hints_from_the_cli_then_evaluate_writes_the_hint_curve(sample_roo
     assert [int(row["hints"]) for row in rows] == list(evaluate.HINT_COUNTS)
     assert all(np.isfinite(float(row["psnr_db"])) for row in rows)
     assert (run_dir / "eval" / "test" / "hints_curve.png").stat().st_size > 0
+
+
+def test_the_default_recipe_of_a_hint_model_is_the_regression_one():
+    """`train --model unet_generator` gets the GAN recipe; with `--hints`, SIGGRAPH17's regression."""
+    assert experiments.default_experiment_for("unet_generator") == "unet_gan"
+    assert experiments.default_experiment_for("unet_generator", hints=True) == "user_guided"
+    assert experiments.default_experiment_for("strided_cnn", hints=True) == "strided_cnn_dogs"  # its only recipe

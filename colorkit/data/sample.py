@@ -16,6 +16,10 @@ notebook defaults to this set. It has two kinds of 64 x 64 PNG images:
     angles and lightness levels. Colour is therefore predictable from the L
     channel's local structure alone, and a small CNN trained for a few minutes
     beats the gray baseline clearly; on photos after minutes it barely can.
+    One shape in four is *speckled* (random light and dark cells) and takes a
+    random hue: nothing in L tells its colour, as for a car or a shirt in a
+    photo, so it shows what each loss does with ambiguity and why a user's
+    hint helps. Flat areas are always the gray background.
 
 ``manifest.json`` records, for every file, its kind and where it came from
 (source photo and crop box, or the textures drawn), so the held-out rule can
@@ -43,26 +47,40 @@ from colorkit.errors import ColorkitError
 IMAGE_SIZE = 64
 SEED = 0
 MANIFEST = "manifest.json"
+#: Raised whenever what the set holds changes, so that older builds are replaced.
+VERSION = 2
 SPLITS = ("train", "val", "test")
 
 #: Source photos per split (loader name -> how many crops each). The two
-#: stereo motorcycle views show the same scene, so both sit in train.
+#: stereo motorcycle views show the same scene, so both sit in train. Few crops
+#: per training photo: more crops of the same six photos teach nothing new, and
+#: their warm colours, averaged in by an L2 loss, tint the shapes' gray background.
 PHOTO_PLAN = {
     "train": {
-        "skimage.astronaut": 28,
-        "skimage.coffee": 28,
-        "skimage.immunohistochemistry": 28,
-        "skimage.retina": 28,
-        "skimage.motorcycle_left": 28,
-        "skimage.motorcycle_right": 28,
+        "skimage.astronaut": 8,
+        "skimage.coffee": 8,
+        "skimage.immunohistochemistry": 8,
+        "skimage.retina": 8,
+        "skimage.motorcycle_left": 8,
+        "skimage.motorcycle_right": 8,
     },
     "val": {"skimage.rocket": 24},
     "test": {"skimage.chelsea": 12, "matplotlib.grace_hopper": 12},
 }
-SHAPE_COUNTS = {"train": 240, "val": 30, "test": 30}
+#: Shapes per split: enough held-out ones that a model's margin over gray is
+#: measured to a few hundredths of AuC.
+SHAPE_COUNTS = {"train": 360, "val": 60, "test": 60}
+#: Textured shapes per image (at least, at most): about 45% of a shape image is coloured.
+SHAPES_PER_IMAGE = (2, 4)
 
 #: Texture -> (a, b) at full chroma. Lightness never decides the hue.
 TEXTURE_AB = {"stripes": (50.0, 30.0), "dots": (-45.0, 40.0), "checks": (10.0, -50.0)}
+#: The texture whose hue is random (at this chroma, times 0.8-1): its colour cannot be learned.
+RANDOM_HUE, RANDOM_HUE_CHROMA = "speckles", 45.0
+SHAPE_KINDS = (*TEXTURE_AB, RANDOM_HUE)
+#: Texture periods in pixels (lowest, highest), and the speckles' cell sides.
+PERIODS = (4.0, 8.0)
+SPECKLE_CELLS = (2, 3)
 
 
 # --- Where the set lives -------------------------------------------------------------
@@ -78,8 +96,17 @@ def default_sample_root() -> Path:
 
 
 def is_sample_set(root) -> bool:
-    """Whether ``root`` holds a built sample set."""
+    """Whether ``root`` holds a built sample set (of this or an older version)."""
     return (Path(root) / MANIFEST).is_file()
+
+
+def is_current_sample_set(root) -> bool:
+    """Whether ``root`` holds the sample set this version of the code builds: a set
+    built by older code (another ``VERSION``) is rebuilt before training on it."""
+    if not is_sample_set(root):
+        return False
+    manifest = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8"))
+    return manifest.get("version") == VERSION
 
 
 # --- Photos ----------------------------------------------------------------------------
@@ -122,9 +149,15 @@ def _photo_crops(name: str, count: int, rng):
 def _texture(kind: str, rng, shift: float = 0.0) -> np.ndarray:
     """A boolean IMAGE_SIZE x IMAGE_SIZE pattern: True where the texture is light
     (moved ``shift`` pixels to the right: the same draws give the same pattern, moved)."""
+    if kind == RANDOM_HUE:  # square cells, each light or dark at random, drawn twice as wide
+        cell = int(rng.integers(SPECKLE_CELLS[0], SPECKLE_CELLS[1] + 1))
+        cells = rng.random((IMAGE_SIZE // cell + 1, 2 * IMAGE_SIZE // cell + 1)) < 0.5
+        wide = np.kron(cells, np.ones((cell, cell), bool))
+        start = IMAGE_SIZE - int(round(shift))  # the image shows the right half, moved
+        return wide[:IMAGE_SIZE, start:start + IMAGE_SIZE]
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
     xx = xx - shift
-    period = rng.uniform(4.0, 8.0)
+    period = rng.uniform(*PERIODS)
     phase_x, phase_y = rng.uniform(0.0, 1.0, size=2)
     if kind == "stripes":
         angle = rng.uniform(0.0, np.pi)
@@ -151,25 +184,34 @@ def _shape_mask(rng) -> np.ndarray:
     return np.abs(xx - cx) + np.abs(yy - cy) < radius * 1.2
 
 
+def _kind_ab(kind: str, rng) -> np.ndarray:
+    """The (a, b) of a shape of ``kind``: its texture's, or a random hue for RANDOM_HUE."""
+    if kind == RANDOM_HUE:
+        hue = rng.uniform(0.0, 2 * np.pi)
+        return RANDOM_HUE_CHROMA * np.array([np.cos(hue), np.sin(hue)])
+    return np.array(TEXTURE_AB[kind])
+
+
 def _shape_image(rng) -> tuple[np.ndarray, list[str]]:
-    """One Lab image: a gray background with a gentle lightness ramp, and 1-3
-    textured shapes whose (a, b) is set by the texture alone."""
+    """One Lab image: a gray background with a gentle lightness ramp, and
+    ``SHAPES_PER_IMAGE`` shapes of kinds drawn from ``SHAPE_KINDS``."""
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / (IMAGE_SIZE - 1)
     angle = rng.uniform(0.0, 2 * np.pi)
     ramp = (xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(-15.0, 15.0)
     lab = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3))
     lab[..., 0] = rng.uniform(40.0, 70.0) + ramp
-    textures = []
-    for _ in range(rng.integers(1, 4)):
-        kind = str(rng.choice(list(TEXTURE_AB)))
+    kinds = []
+    fewest, most = SHAPES_PER_IMAGE
+    for _ in range(rng.integers(fewest, most + 1)):
+        kind = str(rng.choice(SHAPE_KINDS))
         mask = _shape_mask(rng)
         light = _texture(kind, rng)
         dark_l, light_l = rng.uniform(25.0, 50.0), rng.uniform(60.0, 90.0)
         chroma = rng.uniform(0.8, 1.0)
         lab[mask, 0] = np.where(light, light_l, dark_l)[mask]
-        lab[mask, 1:] = np.array(TEXTURE_AB[kind]) * chroma
-        textures.append(kind)
-    return lab, textures
+        lab[mask, 1:] = _kind_ab(kind, rng) * chroma
+        kinds.append(kind)
+    return lab, kinds
 
 
 def moving_shape_frames(count: int = 8, step: int = 2, seed: int = 0) -> np.ndarray:
@@ -271,7 +313,7 @@ def build_sample_set(out=None, seed: int = SEED) -> str:
         files = {}
         for split in SPLITS:
             files.update(_write_split(built, split, seed))
-        manifest = {"image_size": IMAGE_SIZE, "seed": seed, "files": files}
+        manifest = {"version": VERSION, "image_size": IMAGE_SIZE, "seed": seed, "files": files}
         (built / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         _swap_into_place(built, out)
     finally:
@@ -311,8 +353,9 @@ def _contents(manifest: dict) -> str:
         f"{len(files)} PNG images of {size}x{size} px in train/val/test folders: {per_split}. "
         f"Photos are crops of colour photos bundled with scikit-image and matplotlib, each photo in one split only "
         f"(train: {photo_names('train')}; val: {photo_names('val')}; test, held out whole: {photo_names('test')}). "
-        f"Shapes are procedural: textured shapes on a gray background whose colour follows the texture ({hues}), "
-        f"so colour is learnable from the lightness pattern alone."
+        f"Shapes are procedural, on a gray background: a textured shape's colour follows its texture ({hues}), "
+        f"so it is learnable from the lightness pattern alone; a speckled shape (one in four) takes a random hue, "
+        f"which nothing in L tells."
     )
 
 

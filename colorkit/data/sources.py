@@ -295,10 +295,10 @@ def _folder(root, seed: int) -> dict:
 
 
 def _sample(root, seed: int, kind: str | None = None) -> dict:
-    """The sample set (built first when it is missing); ``kind`` keeps only
+    """The sample set (built first when it is missing or older than the code); ``kind`` keeps only
     ``"photos"`` or ``"shapes"``. Its split is fixed by its folders."""
     root = Path(root).expanduser().absolute() if root is not None else sample.default_sample_root()
-    if not sample.is_sample_set(root):
+    if not sample.is_current_sample_set(root):
         sample.build_sample_set(root)
     if kind not in (None, "photos", "shapes"):
         raise ColorkitError(f"the sample set's kind is 'photos' or 'shapes', got {kind!r}")

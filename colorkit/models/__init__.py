@@ -106,7 +106,8 @@ _FAMILIES = {
     "strided_cnn": _Family(
         strided_cnn.build_strided_cnn,
         "Huang et al. 2018: 12 strided 3x3 convs + 3 upsamplings, ab regression (6.1 M parameters)",
-        {"output_activation": _one_of(*strided_cnn.OUTPUT_ACTIVATIONS), "hints": check_flag},
+        {"output_activation": _one_of(*strided_cnn.OUTPUT_ACTIVATIONS), "init": _one_of(*strided_cnn.KERNEL_INITS),
+         "hints": check_flag},
         lambda arguments: strided_cnn.REQUIRED_MULTIPLE,
     ),
     "resnet18_decoder": _Family(

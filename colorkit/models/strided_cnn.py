@@ -26,14 +26,18 @@ REQUIRED_MULTIPLE = 8
 #: "tanh" (default) predicts ab / 110 in [-1, 1]; "relu" is the report's; "linear" is unbounded.
 OUTPUT_ACTIVATIONS = ("tanh", "relu", "linear")
 
-#: Keras' default initialisation, as the report's code had, drawn from the build's seed.
-KERNEL_INIT = keras.initializers.GlorotUniform(seed=WEIGHT_SEEDS)
+#: Initialisations, drawn from the build's seed: "glorot" is Keras' default, as the report's code
+#: had; "he" (He et al. 2015) keeps the signal's scale through twelve ReLU layers, where Glorot's
+#: halves its variance at each, so the first steps' gradients barely reach the early layers.
+KERNEL_INITS = {"glorot": keras.initializers.GlorotUniform(seed=WEIGHT_SEEDS),
+                "he": keras.initializers.HeUniform(seed=WEIGHT_SEEDS)}
 
 
 def build_strided_cnn(
     input_shape=(None, None, 1),
     width: float = 1.0,
     output_activation: str = "tanh",
+    init: str = "glorot",
     hints: bool = False,
     seed: int = 0,
     name: str = "strided_cnn",
@@ -41,6 +45,7 @@ def build_strided_cnn(
     """The report's network: normalised L ("l") -> normalised ab ("ab"), same size.
 
     ``width`` multiplies every hidden channel count (0.25 trains on a laptop CPU);
+    ``init``: "glorot" (the report's) or "he", the initial weights' distribution;
     ``hints`` makes it user-guided (local hints as extra input channels, see
     models/inputs.py); ``seed`` fixes the initial weights."""
     seed_weights(seed)
@@ -48,7 +53,7 @@ def build_strided_cnn(
     def conv(x, filters, label, strides=1):
         return layers.Conv2D(
             channels(filters * width), 3, strides=strides, padding="same", activation="relu",
-            kernel_initializer=KERNEL_INIT, name=label,
+            kernel_initializer=KERNEL_INITS[init], name=label,
         )(x)
 
     if hints:
@@ -69,7 +74,7 @@ def build_strided_cnn(
     x = layers.UpSampling2D(name="up2")(x)  # 1/2
     x = conv(x, 16, "conv11")
     x = layers.Conv2D(
-        AB_CHANNELS, 3, padding="same", activation=output_activation, kernel_initializer=KERNEL_INIT,
+        AB_CHANNELS, 3, padding="same", activation=output_activation, kernel_initializer=KERNEL_INITS[init],
         name="conv_ab",
     )(x)
     # float32 output even under a mixed-precision policy: losses and metrics stay exact.

@@ -77,7 +77,7 @@ def make_datasets(config: TrainConfig, files: dict, shard: pipeline.Shard | None
         train = train.map(_quarter_resolution_target, num_parallel_calls=tf.data.AUTOTUNE)
         val = val.map(_quarter_resolution_target)
     if config.hints:
-        simulate = dict(global_hints=config.global_hints, location=config.hint_location)
+        simulate = dict(global_hints=config.global_hints, location=config.hint_location, p=config.hint_p)
         train = hints.with_simulated_hints(train, seed=config.seed, **simulate)
         val = hints.with_simulated_hints(val, seed=config.seed + 1, new_each_epoch=False, **simulate)
     return train, val
