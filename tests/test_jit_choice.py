@@ -117,8 +117,9 @@ def test_a_fit_run_records_its_trial_and_starts_from_the_weights_it_had(sample_r
 
     model = setup.build_model(run_config)
     before = [v.numpy() for v in model.variables]
-    train, val = setup.make_datasets(run_config, setup.probe_split(runs.load_split(run_config)))
-    decide_fit_jit(model, run_config, train, val)
+    files = setup.probe_split(runs.load_split(run_config))
+    _, val = setup.make_datasets(run_config, files)
+    decide_fit_jit(model, run_config, setup.steps_per_epoch(run_config, files), val)
     for value, variable in zip(before, model.variables):
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
 

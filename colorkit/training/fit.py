@@ -71,10 +71,10 @@ def compile_model(model, config: TrainConfig, class_weights=None, bins=None, jit
     return model
 
 
-def decide_fit_jit(model, config: TrainConfig, train, val, class_weights=None, bins=None) -> dict:
-    """``decide_jit`` for a ``fit`` run: the trial trains ``model`` without XLA and a copy
-    of it with, on a validation batch; ``model``'s weights are put back afterwards."""
-    steps = config.steps_per_epoch or int(train.cardinality())
+def decide_fit_jit(model, config: TrainConfig, steps: int, val, class_weights=None, bins=None) -> dict:
+    """``decide_jit`` for a ``fit`` run of ``steps`` batches an epoch: the trial trains
+    ``model`` without XLA and a copy of it with, on a validation batch; ``model``'s
+    weights are put back afterwards."""
 
     def trial_step(jit):
         trained = copy_of(model) if jit else model
@@ -117,7 +117,8 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
             class_weights = quantize.rebalance_weights(prior, lam=config.rebalance_lambda)
             colorizer = classification_colorizer(config.temperature, bins)
         with precision_policy(config.mixed_precision), strategy.scope():
-            jit = decide_fit_jit(model, config, train, val, class_weights, bins)
+            steps = steps_per_epoch(config, files, strategy.num_replicas_in_sync)
+            jit = decide_fit_jit(model, config, steps, val, class_weights, bins)
             record_jit_choice(run_dir, jit)
             compile_model(model, config, class_weights, bins, jit_compile=jit["jit_compile"])
 
@@ -128,7 +129,6 @@ def fit(config: TrainConfig, resume: bool = False, verbose: int = 1, extra_callb
         tensorboard = keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0)
         callbacks = [NonFiniteGuard(), records, tensorboard, *extra_callbacks]
         if worker.multi:
-            steps = steps_per_epoch(config, files, strategy.num_replicas_in_sync)
             fit_across_workers(model, worker, train, val, config.epochs, records.epochs_done, steps,
                                bool(config.steps_per_epoch), callbacks, worker.verbose(verbose))
         else:
