@@ -169,13 +169,16 @@ def fingerprint(model) -> str:
 
 def differences(run_dir, config: TrainConfig, model=None) -> list[str]:
     """How the run in ``run_dir`` differs from ``config`` (and ``model``'s architecture):
-    one short phrase per difference; empty when it is the run asked for. ``epochs``
-    and ``out`` do not count: a run with fewer epochs is continued, not redone."""
+    one short phrase per difference; empty when it is the run asked for. ``out`` does
+    not count, nor more ``epochs`` than the run's (a shorter run is continued), but
+    fewer do: a run trained further than asked is not the run asked for."""
     record = read_record(run_dir)
     saved = TrainConfig.from_dict(record["config"]).to_dict()
     asked = config.to_dict()
     found = [f"{key} {saved[key]!r} -> {asked[key]!r}" for key in asked
              if key not in ("epochs", "out") and saved.get(key) != asked[key]]
+    if saved["epochs"] > asked["epochs"]:
+        found.append(f"epochs {saved['epochs']} -> {asked['epochs']}")
     if model is not None and record.get("model", {}).get("fingerprint") != fingerprint(model):
         found.append("the model's architecture")
     return found

@@ -456,3 +456,16 @@ def test_train_and_evaluate_cli_end_to_end(sample_root, tmp_path):
         by_kind = [(row["kind"], row["method"]) for row in csv.DictReader(f)]
     assert by_kind[:3] == [("all", "model"), ("all", "gray"), ("all", "random")]
     assert {kind for kind, _ in by_kind} == {"all", "photos", "shapes"}  # the sample set's two kinds apart
+
+
+def test_a_run_is_continued_when_longer_is_asked_and_redone_when_shorter(tmp_path):
+    """``run_experiment`` reuses a run only as the run asked for: asking more epochs
+    continues it, asking fewer than it trained (or another value) means training anew."""
+    from colorkit import runs
+
+    saved = TrainConfig(epochs=8, learning_rate=1e-3)
+    (tmp_path / "config.json").write_text(json.dumps({"config": saved.to_dict()}))
+    assert runs.differences(tmp_path, saved.replace(out="elsewhere")) == []
+    assert runs.differences(tmp_path, saved.replace(epochs=12)) == []
+    assert runs.differences(tmp_path, saved.replace(epochs=4)) == ["epochs 8 -> 4"]
+    assert runs.differences(tmp_path, saved.replace(learning_rate=2e-3)) == ["learning_rate 0.001 -> 0.002"]
