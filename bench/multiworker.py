@@ -74,7 +74,8 @@ def _rank() -> int:
     return task["index"]
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on 127.0.0.1 now (for a cluster of workers on this machine)."""
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -91,7 +92,7 @@ def run_configuration(folder, scale, strategy: str, cores: list[set]) -> dict:
     root = Path(__file__).resolve().parent.parent
     args = [folder, scale.multiworker_size, scale.batch_size, scale.multiworker_warmup, scale.multiworker_steps,
             scale.repeats, strategy]
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(cores))]
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(len(cores))]
     processes = []
     for index, pinned in enumerate(cores):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))

@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.multiworker import free_ports
 from colorkit import cluster, color, runs, training
 from colorkit.data import pipeline
 from colorkit.errors import ColorkitError
@@ -137,16 +137,6 @@ def stripe_folder(folder, train=40, val=8, seed=0):
             rgb = np.clip(np.asarray(color.lab_to_rgb(lab.astype(np.float32))), 0, 1)
             Image.fromarray((rgb * 255).round().astype(np.uint8)).save(folder / name / f"{index:03d}.png")
     return folder
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tf_configs(count):
