@@ -488,9 +488,10 @@ def sample_set_lesson(root=None) -> str:
 
     textures = ", ".join(f"{kind} {hue_name(a, b)}" for kind, (a, b) in sample.TEXTURE_AB.items())
     return (
-        f"The held-out images are of two kinds, and the tables report them apart. The **shapes** take their colour "
+        f"The held-out images are of two kinds, and the tables report them apart. Most **shapes** take their colour "
         f"from their texture ({textures}), so a small network learns them in minutes: there every model should "
-        f"beat gray clearly. The **photos** cannot be learned from {len(sources('train'))} photos in minutes: the "
+        f"beat gray clearly. The speckled ones take a random hue that nothing in L tells: an automatic model can "
+        f"only guess it, a user's hint gives it. The **photos** cannot be learned from {len(sources('train'))} photos in minutes: the "
         f"training crops come from {len(sources('train'))} pictures and the test crops from others never seen "
         f"({', '.join(sources('test'))}), so on them expect every model to stay near gray. The reports' own data "
         f"sets are what `SCALE = \"full\"` is for."
