@@ -144,7 +144,7 @@ def test_an_edited_architecture_cell_builds_another_model():
     edits: an edit of the cell's code must change the model."""
     notebook = nbformat.read(reproduce.NOTEBOOKS_DIR / "01_strided_cnn.ipynb", as_version=4)
     (cell,) = [cell for cell in notebook.cells if "architecture" in cell.metadata.get("tags", [])]
-    edited = cell.source.replace('x = conv(x, n(64), "conv9")', 'x = conv(x, n(96), "conv9")')
+    edited = cell.source.replace('x = conv(x, n(64), "conv9", init)', 'x = conv(x, n(96), "conv9", init)')
     assert edited != cell.source
     namespace = {}
     exec(edited, namespace)
