@@ -451,7 +451,7 @@ def test_train_and_evaluate_cli_end_to_end(sample_root, tmp_path):
         summary = {row["method"]: row for row in csv.DictReader(f)}
     assert set(summary) == {"model", "gray", "random"}
     assert float(summary["gray"]["psnr_db"]) > 10
-    assert summary["model"]["checkpoint"].startswith("best.keras, epoch 1 of 1") and not summary["gray"]["checkpoint"]
+    assert summary["model"]["checkpoint"].startswith("last.keras, epoch 1 of 1") and not summary["gray"]["checkpoint"]
     with open(run_dir / "eval" / "test" / "summary_by_kind.csv", newline="") as f:
         by_kind = [(row["kind"], row["method"]) for row in csv.DictReader(f)]
     assert by_kind[:3] == [("all", "model"), ("all", "gray"), ("all", "random")]
