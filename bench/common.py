@@ -154,18 +154,21 @@ class Comparison:
         return self
 
     def kit(self, method: str, value: float, unit: str, timing: Timing | None = None, notes: str = "",
-            judged: bool | None = None):
+            judged: bool | None = None, target: float | None = None):
         """Add a row measured against the baseline. ``judged``: whether the
-        target applies to this row (default: only to the first kit row)."""
+        comparison's target applies to this row (default: only to the first
+        kit row). ``target``: a ratio this row must reach instead, where one
+        case holds several goals (it judges the row whatever ``judged`` says)."""
         base = self.rows[0] if self.rows else {"role": None}
         if base["role"] != "baseline" or base["unit"] != unit:
             raise ValueError(f"{self.item} / {self.case}: add the baseline (in {unit}) before the kit's rows")
         ratio = ratio_against(value, base["value"], unit)
         judged = judged if judged is not None else not any(r["role"] == "kit" for r in self.rows)
         row = _row(self, method, "kit", value, unit, base["method"], base["value"], ratio, timing, notes)
-        if judged and self.target is not None:
-            row["target"] = f">= {self.target:g}x"
-            row["met"] = "yes" if ratio >= self.target else "NO"
+        goal = target if target is not None else self.target if judged else None
+        if goal is not None:
+            row["target"] = f">= {goal:g}x"
+            row["met"] = "yes" if ratio >= goal else "NO"
         self.rows.append(row)
         return self
 

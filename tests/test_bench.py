@@ -34,6 +34,8 @@ def test_ratios_are_against_the_baseline_whichever_way_better_goes():
     comparison = common.Comparison("x", "y", target=3.0).baseline("slow", 10.0, "images/s")
     comparison.kit("fast", 25.0, "images/s").kit("faster", 40.0, "images/s")
     assert [row["met"] for row in comparison.rows] == ["", "NO", ""]  # the target applies to the first kit row
+    comparison.kit("with a goal of its own", 40.0, "images/s", target=4.0)
+    assert (comparison.rows[-1]["target"], comparison.rows[-1]["met"]) == (">= 4x", "yes")
     with pytest.raises(ValueError):
         common.Comparison("x", "y").kit("no baseline", 1.0, "ms")
 

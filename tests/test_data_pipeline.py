@@ -359,6 +359,29 @@ def test_model_io_batches_are_the_rgb_batches_converted(tmp_path, rng):
     np.testing.assert_allclose(ab_norm, expected_ab, atol=1e-5)
 
 
+def test_8bit_rgb_batches_are_the_float_ones_as_levels_and_convert_to_the_same_model_io(tmp_path, rng):
+    """``as_8bit`` stops before the float conversion: the same pixels (and the
+    same flips), and converted by ``rgb_to_model_io_xla`` they are
+    ``make_dataset``'s (L, ab), which match skimage."""
+    from skimage.color import rgb2lab
+
+    paths = [_save(_photo(rng, *shape), tmp_path / f"{i}.jpg") for i, shape in enumerate([(20, 30), (90, 70), (40, 40)])]
+    options = dict(image_size=24, batch_size=2, augment=True, shuffle=True, seed=3)
+    levels = _epoch(pipeline.make_rgb_dataset(paths, as_8bit=True, **options))
+    assert levels.dtype == np.uint8 and levels.shape == (3, 24, 24, 3)
+    np.testing.assert_array_equal(levels, np.round(_epoch(pipeline.make_rgb_dataset(paths, **options)) * 255))
+    l_norm, ab_norm = (_epoch(part) for part in zip(*pipeline.make_dataset(paths, **options)))
+    converted = color.rgb_to_model_io_xla(levels)
+    np.testing.assert_allclose(converted[0], l_norm, atol=1e-6)
+    np.testing.assert_allclose(converted[1], ab_norm, atol=1e-6)
+    lab = rgb2lab(levels / 255.0)
+    np.testing.assert_allclose(color.denormalize_l(l_norm), lab[..., :1], atol=1e-3)
+    np.testing.assert_allclose(color.denormalize_ab(ab_norm), lab[..., 1:], atol=1e-3)
+    with pytest.raises(ColorkitError, match="as_8bit"):
+        pipeline.make_rgb_dataset(paths, as_8bit=True, augment=pipeline.augmentation_layers(), image_size=24,
+                                  batch_size=2)
+
+
 def test_every_dataset_runs_without_the_autotuner(tmp_path, rng):
     """Each public dataset turns tf.data's autotuner off at its end (with it on,
     deleting an iterator, as Keras does after every epoch, can stall)."""

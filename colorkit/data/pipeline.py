@@ -17,7 +17,9 @@ The chain, as keras-io builds one::
   change the colours the model must predict, so it is off unless asked for
   (``augmentation_layers(photometric=True)``). Augmentation runs on RGB, before
   the Lab split, so input L and target ab come from the same pixels.
-* Lab: whole batches at once with ``colorkit.color`` (TF ops, XLA-compiled).
+* Lab: whole batches at once with ``colorkit.color.rgb_to_model_io_xla`` (TF
+  ops, XLA-compiled). ``make_rgb_dataset(as_8bit=True)`` stops before it and
+  yields the 8-bit RGB batches, for a consumer that converts them itself.
 * Shard (distributed training, ``Shard``): every global batch is split among
   the replicas in order, and each input pipeline keeps only the files of its
   replicas' shares, before decoding: a worker decodes its own files only.
@@ -327,6 +329,7 @@ def make_rgb_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    as_8bit: bool = False,
 ) -> tf.data.Dataset:
     """Image files (a list of paths, a folder, or ``ProbedFiles``) -> batches of
     RGB float32 ``[B, image_size, image_size, 3]`` in [0, 1].
@@ -335,9 +338,18 @@ def make_rgb_dataset(
     ``augmentation_layers(photometric=True)``. ``shuffle`` reshuffles every
     epoch, seeded by ``seed``. Unreadable files are skipped with one warning.
     ``max_pixels`` applies when the files are probed here (``ProbedFiles``
-    keep the limit they were probed with)."""
+    keep the limit they were probed with).
+
+    ``as_8bit``: the same pixels as uint8 levels in [0, 255], the pipeline's
+    own values before the float conversion (a quarter of the bytes, for a
+    consumer that converts them itself, e.g. ``color.rgb_to_model_io_xla``
+    on an accelerator). A Keras augmentation layer makes floats, so it cannot
+    be combined with it."""
+    if as_8bit and augment and augment is not True:
+        raise ColorkitError("as_8bit=True keeps 8-bit pixels; a Keras augmentation layer makes floats: "
+                            "use augment=True (flips) or as_8bit=False")
     batches = _rgb_batches(paths, image_size, batch_size, augment, shuffle, seed, repeat, drop_remainder, max_pixels)
-    return _prefetched(_as_float(batches))
+    return _prefetched(batches if as_8bit else _as_float(batches))
 
 
 def make_dataset(
