@@ -315,21 +315,37 @@ def simulate_hints(ab_norm, seed, counts=None, location: str = "uniform", p: flo
     top = _positions(slots, height, seeds[2], location) - (sides - 1) // 2
     left = _positions(slots, width, tf.reverse(seeds[3], [0]), location) - (sides - 1) // 2
     active = tf.range(max_points)[None, :] < counts[:, None]  # [B, K]
-
-    rows = tf.range(height)[None, None, :, None]
-    cols = tf.range(width)[None, None, None, :]
-    inside = (
-        (rows >= top[..., None, None]) & (rows < (top + sides)[..., None, None])
-        & (cols >= left[..., None, None]) & (cols < (left + sides)[..., None, None])
-        & active[..., None, None]
-    )  # [B, K, H, W]: which pixels each point covers
-    weight = tf.cast(inside, tf.float32)
-    area = tf.maximum(tf.reduce_sum(weight, axis=[2, 3]), 1.0)
-    patch_mean = tf.einsum("bkhw,bhwc->bkc", weight, ab_norm) / area[..., None]  # [B, K, 2]
-    latest = tf.argmax(weight * tf.cast(tf.range(1, max_points + 1), tf.float32)[None, :, None, None], axis=1)
-    mask = tf.cast(tf.reduce_any(inside, axis=1), tf.float32)[..., None]  # [B, H, W, 1]
-    hint_ab = tf.gather(patch_mean, latest, batch_dims=1) * mask
+    pixels, covered = _patch_pixels(top, left, sides, active, height, width, max_patch)
+    weight = tf.cast(covered, tf.float32)  # [B, K, P]: which of its patch's P cells each point covers
+    area = tf.maximum(tf.reduce_sum(weight, axis=2), 1.0)
+    patch_mean = tf.einsum("bkp,bkpc->bkc", weight, tf.gather_nd(ab_norm, pixels)) / area[..., None]  # [B, K, 2]
+    # each pixel keeps the latest point covering it: the highest number 1..K painted there (0: none)
+    numbers = tf.broadcast_to(tf.range(1, max_points + 1)[None, :, None], tf.shape(covered)) * tf.cast(covered, tf.int32)
+    latest = tf.tensor_scatter_nd_max(tf.zeros([batch, height, width], tf.int32), pixels, numbers)
+    mask = tf.cast(latest > 0, tf.float32)[..., None]  # [B, H, W, 1]
+    hint_ab = tf.gather(patch_mean, tf.maximum(latest - 1, 0), batch_dims=1) * mask
     return hint_ab, mask
+
+
+def _patch_pixels(top, left, sides, active, height, width, max_patch: int):
+    """The pixels of every point's square patch, as ``[B, K, P, 3]`` indices
+    (image, row, column) into a ``[B, H, W]`` grid, P = ``max_patch`` squared,
+    and ``[B, K, P]`` saying which of them the patch covers: within its side,
+    inside the image, of an active point. Uncovered cells index a valid pixel
+    (clipped) so that gathers and scatters need no branch; they carry weight 0.
+
+    Painting patches cell by cell costs B x K x P, where a dense ``[B, K, H, W]``
+    coverage map would cost B x K x H x W (at 256 px and 267 points, 280 M cells a batch)."""
+    offsets = tf.range(max_patch)
+    step_row = tf.repeat(offsets, max_patch)[None, None, :]  # [1, 1, P]
+    step_col = tf.tile(offsets, [max_patch])[None, None, :]
+    rows, cols = top[..., None] + step_row, left[..., None] + step_col  # [B, K, P]
+    sides = sides[..., None]
+    covered = ((step_row < sides) & (step_col < sides) & (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+               & active[..., None])
+    images = tf.broadcast_to(tf.range(tf.shape(top)[0])[:, None, None], tf.shape(rows))
+    pixels = tf.stack([images, tf.clip_by_value(rows, 0, height - 1), tf.clip_by_value(cols, 0, width - 1)], axis=-1)
+    return pixels, covered
 
 
 def ab_histograms(ab_norm, bins=None):

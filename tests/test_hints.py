@@ -152,6 +152,38 @@ def test_simulated_hints_reveal_patch_means_only_where_the_mask_is():
         assert not hint_ab[image][mask[image] == 0].any()
 
 
+def _painted_in_order(ab, seed, count, max_patch, location):
+    """simulate_hints' answer painted point by point in numpy: the same draws (its
+    seeds, split the same way), each patch's mean over its pixels inside the image,
+    a later point painted over an earlier one."""
+    batch, height, width, _ = ab.shape
+    seeds = tf.random.experimental.stateless_split(tf.constant(seed, tf.int64), 4)
+    slots = [batch, count]
+    sides = tf.random.stateless_uniform(slots, seeds[1], minval=1, maxval=max_patch + 1, dtype=tf.int32).numpy()
+    rows = hints._positions(slots, height, seeds[2], location).numpy() - (sides - 1) // 2
+    cols = hints._positions(slots, width, tf.reverse(seeds[3], [0]), location).numpy() - (sides - 1) // 2
+    hint_ab, mask = np.zeros_like(ab), np.zeros(ab.shape[:3] + (1,), np.float32)
+    for image in range(batch):
+        for point in range(count):
+            patch = (image, slice(max(rows[image, point], 0), max(rows[image, point] + sides[image, point], 0)),
+                     slice(max(cols[image, point], 0), max(cols[image, point] + sides[image, point], 0)))
+            hint_ab[patch] = ab[patch].mean(axis=(0, 1))
+            mask[patch] = 1.0
+    return hint_ab, mask
+
+
+@pytest.mark.parametrize("location", hints.LOCATIONS)
+def test_simulated_hints_match_painting_the_points_one_by_one(location):
+    """Many overlapping patches, some cut by the border: every pixel holds the mean
+    of the latest patch covering it, whatever way the function computes it."""
+    ab = np.random.default_rng(5).uniform(-1, 1, (4, 20, 17, 2)).astype(np.float32)
+    hint_ab, mask = hints.simulate_hints(ab, seed=[7, 3], counts=40, max_points=40, max_patch=9, location=location)
+    expected_ab, expected_mask = _painted_in_order(ab, [7, 3], 40, 9, location)
+    np.testing.assert_array_equal(mask.numpy(), expected_mask)
+    np.testing.assert_allclose(hint_ab.numpy(), expected_ab, atol=1e-6)
+    assert 0.3 < expected_mask.mean() < 1.0  # the patches overlap and leave gaps: the case is not trivial
+
+
 def test_simulated_hint_counts_are_geometric_seeded_and_sometimes_zero():
     ab = np.zeros((4000, 8, 8, 2), np.float32)
     _, mask = hints.simulate_hints(ab, seed=[1, 1], max_patch=1)
