@@ -246,11 +246,25 @@ def environment() -> dict:
 
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, {cpu_bf16_units()}",
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "devices": ", ".join(device.name for device in tf.config.list_logical_devices()),
     }
+
+
+#: CPU flags (Linux /proc/cpuinfo) of instructions that compute in bfloat16: what item 4b's policy needs.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Which bfloat16 instructions the CPU reports, in words (item 4b depends on them)."""
+    try:
+        flags = set(cpuinfo.read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return "bf16 units unknown"
+    found = [flag for flag in BF16_FLAGS if flag in flags]
+    return f"bf16 units: {', '.join(found)}" if found else "no bf16 units (no avx512_bf16 or amx_bf16 flag)"
 
 
 def markdown_report(frame: pd.DataFrame, scale: Scale, wall_seconds: float, durations: dict | None = None) -> str:

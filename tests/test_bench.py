@@ -100,3 +100,12 @@ def test_the_pytorch_references_compute_what_the_kits_networks_compute(name, rng
     with torch.no_grad():
         found = module(*map(torch_reference.nchw, inputs)).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_the_machine_line_says_which_bf16_instructions_the_cpu_has(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx512f amx_bf16 amx_tile\n")
+    assert runner.cpu_bf16_units(cpuinfo) == "bf16 units: amx_bf16"
+    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx512f\n")
+    assert runner.cpu_bf16_units(cpuinfo) == "no bf16 units (no avx512_bf16 or amx_bf16 flag)"
+    assert runner.cpu_bf16_units(tmp_path / "absent") == "bf16 units unknown"
