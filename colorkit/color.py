@@ -239,12 +239,36 @@ def _with_ab_scaled(lab, factor):
     return tf.concat([lab[:, :1], lab[:, 1:] * factor[:, None]], axis=-1)
 
 
-@tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+#: pixels in one call of a compiled per-pixel step, and in the last, short one when its pixels
+#: fit (a chunk is padded up to one of the two): two compiled programs per step, little padding
+CHUNK_PIXELS, SHORT_CHUNK_PIXELS = 1 << 16, 1 << 12
+
+
+def per_pixel(step, pixels: np.ndarray):
+    """``step`` (an XLA-compiled function of ``[N, C]`` pixels, giving one array or a
+    tuple of them) over ``pixels`` of any length, ``CHUNK_PIXELS`` at a time:
+    two input shapes in all, so XLA compiles it at most twice whatever the image size."""
+    results = None
+    for start in range(0, len(pixels), CHUNK_PIXELS):
+        chunk = pixels[start : start + CHUNK_PIXELS]
+        count = len(chunk)
+        padded = SHORT_CHUNK_PIXELS if count <= SHORT_CHUNK_PIXELS else CHUNK_PIXELS
+        if count < padded:
+            chunk = np.concatenate([chunk, np.zeros((padded - count, *chunk.shape[1:]), chunk.dtype)])
+        values = [value.numpy()[:count] for value in tf.nest.flatten(step(chunk))]
+        if results is None:
+            results = [np.empty((len(pixels), *value.shape[1:]), value.dtype) for value in values]
+        for result, value in zip(results, values):
+            result[start : start + count] = value
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+@tf.function(jit_compile=True)
 def _largest_inside_factors(pixels):
     """Per pixel, the largest factor in [0, 1] (to 2**-GAMUT_STEPS) whose scaled ab
     stays inside the gamut, by bisection. It always keeps an inside factor,
-    starting from 0 (gray, inside at any L). One compiled graph serves any
-    number of pixels, so no image size retraces it."""
+    starting from 0 (gray, inside at any L). Compiled with XLA, which fuses
+    the steps into a few passes (``per_pixel`` feeds it fixed-size chunks)."""
     low = tf.zeros_like(pixels[:, 0])
     high = tf.ones_like(low)
     for _ in range(GAMUT_STEPS):
@@ -270,7 +294,7 @@ def shrink_into_gamut(lab) -> np.ndarray:
         return lab
     pixels = flat[outside]
     fitted = flat.copy()
-    fitted[outside] = _with_ab_scaled(pixels, _largest_inside_factors(pixels)).numpy()
+    fitted[outside] = _with_ab_scaled(pixels, per_pixel(_largest_inside_factors, pixels)).numpy()
     return fitted.reshape(lab.shape)
 
 

@@ -151,10 +151,6 @@ BYTES_PER_PIXEL = 24
 #: pixels in one tile of the full-resolution work: its float intermediates
 #: (the colour science's, tens of bytes per pixel) stay in the tens of MB
 TILE_PIXELS = 1 << 18
-#: pixels in one call of a compiled per-pixel step, and in the last, short one of a
-#: tile when its pixels fit (a chunk is padded up to one of the two): two compiled
-#: programs per step, and little padding for small images
-CHUNK_PIXELS, SHORT_CHUNK_PIXELS = 1 << 16, 1 << 12
 
 
 def tiles(height: int, width: int, pixels: int = TILE_PIXELS):
@@ -190,25 +186,6 @@ def _rgb_8bit_of(lab):
     return tf.cast(tf.round(rgb * 255.0), tf.uint8), surely_inside
 
 
-def _per_pixel(step, pixels: np.ndarray):
-    """``step`` (a compiled function of ``[N, C]`` pixels, giving one array or a
-    tuple of them) over ``pixels`` of any length, ``CHUNK_PIXELS`` at a time:
-    two input shapes in all, so it is compiled at most twice."""
-    results = None
-    for start in range(0, len(pixels), CHUNK_PIXELS):
-        chunk = pixels[start : start + CHUNK_PIXELS]
-        count = len(chunk)
-        padded = SHORT_CHUNK_PIXELS if count <= SHORT_CHUNK_PIXELS else CHUNK_PIXELS
-        if count < padded:
-            chunk = np.concatenate([chunk, np.zeros((padded - count, *chunk.shape[1:]), chunk.dtype)])
-        values = [value.numpy()[:count] for value in tf.nest.flatten(step(chunk))]
-        if results is None:
-            results = [np.empty((len(pixels), *value.shape[1:]), value.dtype) for value in values]
-        for result, value in zip(results, values):
-            result[start : start + count] = value
-    return results[0] if len(results) == 1 else tuple(results)
-
-
 def _rgb_pixels(tile: np.ndarray) -> np.ndarray:
     """A tile of stored pixels (``[h, w, 1 or 3]``: uint8, uint16 or float in
     [0, 1]) as ``[N, 3]`` sRGB that ``_lightness_of`` takes: uint8 or float32."""
@@ -227,7 +204,7 @@ def lightness(image: np.ndarray) -> np.ndarray:
     l_full = np.empty((height, width, 1), np.float32)
     for rows, columns in tiles(height, width):
         tile = image[rows, columns]
-        l_full[rows, columns, 0] = _per_pixel(_lightness_of, _rgb_pixels(tile)).reshape(tile.shape[:2])
+        l_full[rows, columns, 0] = color.per_pixel(_lightness_of, _rgb_pixels(tile)).reshape(tile.shape[:2])
     return l_full
 
 
@@ -364,10 +341,10 @@ def srgb_in_gamut(lab: np.ndarray, dtype=np.float32) -> np.ndarray:
     inside; only the others go through the fit and are converted again (the
     fit leaves a pixel that is inside as it is, so the result is the same)."""
     step = _rgb_8bit_of if dtype == np.uint8 else _unit_rgb_of
-    rgb, surely_inside = _per_pixel(step, lab)
+    rgb, surely_inside = color.per_pixel(step, lab)
     maybe_outside = ~surely_inside
     if maybe_outside.any():
-        rgb[maybe_outside] = _per_pixel(step, color.shrink_into_gamut(lab[maybe_outside]))[0]
+        rgb[maybe_outside] = color.per_pixel(step, color.shrink_into_gamut(lab[maybe_outside]))[0]
     return np.round(rgb * 65535.0).astype(np.uint16) if dtype == np.uint16 else rgb
 
 

@@ -193,3 +193,19 @@ def test_linear_rgb_is_skimage_rgb_before_companding_and_says_what_is_displayabl
                                linear[inside], atol=2e-5)
     unclipped = np.asarray(color.lab_to_rgb(lab.astype(np.float32), clip=False))
     np.testing.assert_array_equal(np.all((unclipped >= 0) & (unclipped <= 1), axis=-1)[inside], True)
+
+
+@pytest.mark.parametrize("count", [1, color.SHORT_CHUNK_PIXELS + 1, color.CHUNK_PIXELS + 3])
+def test_per_pixel_runs_a_compiled_step_over_any_length_in_padded_chunks(count):
+    """Short tails are padded and cut back; tuples of results come back whole and in order."""
+    pixels = np.arange(count * 3, dtype=np.float32).reshape(count, 3)
+    seen_shapes = []
+
+    def step(chunk):
+        seen_shapes.append(chunk.shape[0])
+        return tf.constant(chunk * 2.0), tf.reduce_sum(chunk, axis=-1)
+
+    doubled, sums = color.per_pixel(step, pixels)
+    np.testing.assert_array_equal(doubled, pixels * 2.0)
+    np.testing.assert_array_equal(sums, pixels.sum(axis=-1))
+    assert set(seen_shapes) <= {color.SHORT_CHUNK_PIXELS, color.CHUNK_PIXELS}
