@@ -308,11 +308,13 @@ def test_two_workers_train_a_fit_recipe_as_one_process_does(tmp_path):
     assert_same(trainable(last), npz_weights(tmp_path / "weights.npz"))  # the workers end in lock-step
 
     # One process, the same global batch and seed, sees the same images in the same steps; the strided CNN has no
-    # BatchNorm, so the mean of the two halves' gradients is the whole batch's, up to the order of float32 sums.
+    # BatchNorm, so the mean of the two halves' gradients is the whole batch's, up to the order of float32 sums,
+    # which RMSprop's division by small running averages amplifies over the 12 steps: measured up to 1.5e-6 on
+    # weights of about 0.1, where a batch split wrongly moves them by the size of a step (about 1e-3)
     reference = runs.read_config(chief_run).replace(strategy="default", out=str(tmp_path / "single"))
     single = training.train(reference, verbose=0)
     assert_same(last.get_weights(), keras.models.load_model(single / "checkpoints" / "last.keras").get_weights(),
-                rtol=1e-4, atol=1e-6)
+                rtol=1e-4, atol=1e-5)
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose([float(r[key]) for r in rows], [float(r[key]) for r in history(single)], rtol=1e-5)
 
