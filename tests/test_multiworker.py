@@ -308,15 +308,20 @@ def test_two_workers_train_a_fit_recipe_as_one_process_does(tmp_path):
     assert_same(trainable(last), npz_weights(tmp_path / "weights.npz"))  # the workers end in lock-step
 
     # One process, the same global batch and seed, sees the same images in the same steps; the strided CNN has no
-    # BatchNorm, so the mean of the two halves' gradients is the whole batch's, up to the order of float32 sums,
-    # which RMSprop's division by small running averages amplifies over the 12 steps: measured up to 1.5e-6 on
-    # weights of about 0.1, where a batch split wrongly moves them by the size of a step (about 1e-3)
+    # BatchNorm, so the mean of the two halves' gradients is the whole batch's, up to float32 rounding: the order of
+    # the sums, and the Lab step, whose XLA program for a worker's 8 images rounds a few values in the last bit
+    # otherwise than for 16. Over 12 RMSprop steps that can flip a ReLU at its kink, moving the weights it feeds
+    # by up to about 1e-4. So: nearly every weight agrees to 1e-5 and none by a step's size (RMSprop's steps here
+    # are about the learning rate, 3e-3), where a wrongly split batch moves most weights by steps.
     reference = runs.read_config(chief_run).replace(strategy="default", out=str(tmp_path / "single"))
     single = training.train(reference, verbose=0)
-    assert_same(last.get_weights(), keras.models.load_model(single / "checkpoints" / "last.keras").get_weights(),
-                rtol=1e-4, atol=1e-5)
+    ours, theirs = (np.concatenate([w.ravel() for w in model.get_weights()])
+                    for model in (last, keras.models.load_model(single / "checkpoints" / "last.keras")))
+    difference = np.abs(ours - theirs)
+    measured = f"largest difference {difference.max():.2e}, share above 1e-5 {np.mean(difference > 1e-5):.2%}"
+    assert difference.max() < 1e-3 and np.mean(difference > 1e-5) < 0.01, measured  # measured 1.0e-4, 0.01%
     for key in ("loss", "val_loss"):
-        np.testing.assert_allclose([float(r[key]) for r in rows], [float(r[key]) for r in history(single)], rtol=1e-5)
+        np.testing.assert_allclose([float(r[key]) for r in rows], [float(r[key]) for r in history(single)], rtol=1e-3)
 
 
 @pytest.mark.slow
